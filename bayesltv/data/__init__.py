@@ -1,0 +1,6 @@
+"""Validated model inputs and their sufficient statistics."""
+
+from bayesltv.data.groups import CovariateEncoding, Groups
+from bayesltv.data.survival import SurvivalData
+
+__all__ = ["CovariateEncoding", "Groups", "SurvivalData"]
