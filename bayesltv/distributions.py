@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import betaln, check_parameters
 from pymc.distributions.shape_utils import rv_size_is_none
+from pytensor.graph.basic import Variable
 from scipy import special
 
 #: Smallest churn probability a simulated coin can take (see ``_sbg_random``).
@@ -75,6 +77,13 @@ def _sbg_logcdf(value, alpha, beta):
     return check_parameters(logcdf, alpha > 0, beta > 0, msg="alpha > 0, beta > 0")
 
 
+def _as_float_tensor(x) -> pt.TensorVariable:
+    """Parameters as floatX tensors: plain Python floats would otherwise become float32."""
+    if isinstance(x, Variable):
+        return x if x.dtype.startswith("float") else pt.cast(x, pytensor.config.floatX)
+    return pt.as_tensor_variable(np.asarray(x, dtype=pytensor.config.floatX))
+
+
 class ShiftedBetaGeometric:
     r"""Shifted beta-geometric distribution of the churn period :math:`T \ge 1`.
 
@@ -106,8 +115,8 @@ class ShiftedBetaGeometric:
     def __new__(cls, name: str, alpha, beta, **kwargs):
         return pm.CustomDist(
             name,
-            alpha,
-            beta,
+            _as_float_tensor(alpha),
+            _as_float_tensor(beta),
             dist=_sbg_random,
             logp=_sbg_logp,
             logcdf=_sbg_logcdf,
@@ -118,8 +127,8 @@ class ShiftedBetaGeometric:
     @classmethod
     def dist(cls, alpha, beta, **kwargs):
         return pm.CustomDist.dist(
-            alpha,
-            beta,
+            _as_float_tensor(alpha),
+            _as_float_tensor(beta),
             dist=_sbg_random,
             logp=_sbg_logp,
             logcdf=_sbg_logcdf,

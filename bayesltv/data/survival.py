@@ -118,6 +118,12 @@ class SurvivalData:
         require_no_missing(df, named)
         if user is not None:
             require_unique(df, [user])
+        elif df.index.has_duplicates:
+            duplicated = df.index.duplicated(keep=False)
+            raise DataValidationError(
+                "the table's index (the user id; pass user= to use a column) has duplicated "
+                f"values {describe_values(df.index[duplicated].unique())}; rule: one row per user"
+            )
 
         durations = as_count(df, duration)
         churn_flags = as_flag(df, churned)
@@ -141,8 +147,9 @@ class SurvivalData:
             if churned_on_entry.any():
                 raise DataValidationError(
                     f"column {entry!r} equals {duration!r} for churned users at "
-                    f"{offending_rows(df, churned_on_entry)}; rule: a churned user must churn "
-                    "after entry (entry < duration)"
+                    f"{offending_rows(df, churned_on_entry)} (entry values "
+                    f"{describe_values(entries[churned_on_entry])}); rule: a churned user must "
+                    "churn after entry (entry < duration)"
                 )
 
         groups = Groups.from_column(df, cohort, ordered=True)

@@ -6,6 +6,7 @@ so that a user can fix the input without reading bayesltv's source.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -64,10 +65,17 @@ def as_count(df: pd.DataFrame, column: str) -> np.ndarray:
     """The column as non-negative integers (floats such as 3.0 are accepted)."""
     series = df[column]
     if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
-        raise DataValidationError(
-            f"column {column!r} has non-numeric values {describe_values(series.unique())}; "
-            "rule: a whole number of periods"
+        # an object column may still hold only numbers; show just the values that are not
+        bad = np.asarray(
+            [isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real) for v in series],
+            dtype=bool,
         )
+        if bad.any():
+            raise DataValidationError(
+                f"column {column!r} has non-numeric values "
+                f"{describe_values(pd.unique(series.to_numpy()[bad]))} at "
+                f"{offending_rows(df, bad)}; rule: a whole number of periods"
+            )
     values = series.to_numpy(dtype=float)
     negative = values < 0
     if negative.any():
@@ -75,7 +83,7 @@ def as_count(df: pd.DataFrame, column: str) -> np.ndarray:
             f"column {column!r} has negative values {describe_values(values[negative])} at "
             f"{offending_rows(df, negative)}; rule: must be >= 0"
         )
-    fractional = values != np.floor(values)
+    fractional = ~np.isfinite(values) | (values != np.floor(values))
     if fractional.any():
         raise DataValidationError(
             f"column {column!r} has non-integer values {describe_values(values[fractional])} "

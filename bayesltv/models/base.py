@@ -268,7 +268,7 @@ def _loss_still_falling(loss: np.ndarray) -> bool:
 
 def _fit_map(model: pm.Model, progressbar: bool):
     """The posterior mode as a one-draw posterior, so every downstream method works."""
-    point = pm.find_MAP(progressbar=progressbar, include_transformed=False)
+    point = pm.find_MAP(progressbar=progressbar, include_transformed=False, tol=1e-12)
     dims = {name: list(d) for name, d in model.named_vars_to_dims.items() if d}
     names = [rv.name for rv in model.free_RVs] + [v.name for v in model.deterministics]
     posterior = {name: np.asarray(point[name])[None, None, ...] for name in names}
