@@ -55,14 +55,21 @@ def _evaluate(model: pm.Model, names: list[str], point: dict) -> list[np.ndarray
 def _random_point(model: pm.Model, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     point = model.initial_point()
-    return {name: value + rng.normal(scale=0.4, size=np.shape(value)) for name, value in point.items()}
+    return {
+        name: value + rng.normal(scale=0.4, size=np.shape(value)) for name, value in point.items()
+    }
 
 
 @pytest.mark.parametrize("covariate", ["plan", "tenure_score"])
 def test_aggregated_likelihood_equals_per_user_likelihood(users, covariate):
     data = bl.SurvivalData.from_users(
-        users, duration="duration", churned="churned", cohort="cohort", entry="entry",
-        covariates=[covariate], user="user",
+        users,
+        duration="duration",
+        churned="churned",
+        cohort="cohort",
+        entry="entry",
+        covariates=[covariate],
+        user="user",
     )
     if covariate == "plan":
         assert data.n_cells == 6  # 3 cohorts × 2 plans: far fewer rows than users
@@ -95,9 +102,10 @@ def test_distribution_logp_gives_the_same_per_user_likelihood(users):
     dist = bl.ShiftedBetaGeometric.dist(alpha, beta)
     churned = plain["churned"].to_numpy()
     d = plain["duration"].to_numpy()
-    expected = pm.logp(dist, d[churned]).eval().sum() + np.log1p(
-        -np.exp(pm.logcdf(dist, d[~churned]).eval())
-    ).sum()
+    expected = (
+        pm.logp(dist, d[churned]).eval().sum()
+        + np.log1p(-np.exp(pm.logcdf(dist, d[~churned]).eval())).sum()
+    )
     assert _log_likelihood_at(model, point) == pytest.approx(expected, rel=1e-9)
 
 
@@ -116,7 +124,9 @@ def test_survival_is_the_beta_function_ratio(fh_nuts):
     alpha, beta = fh_nuts.factory()
     t = 9
     expected = np.exp(special.betaln(alpha, beta + t) - special.betaln(alpha, beta))
-    np.testing.assert_allclose(survival.sel(period=t), expected.transpose(*survival.sel(period=t).dims))
+    np.testing.assert_allclose(
+        survival.sel(period=t), expected.transpose(*survival.sel(period=t).dims)
+    )
 
 
 def test_conditional_survival_given_tenure(fh_nuts):

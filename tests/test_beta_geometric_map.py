@@ -34,8 +34,12 @@ def scipy_mode(survivors: list[int], with_prior: bool) -> tuple[float, float]:
             value += stats.norm.logpdf(logit_mu, 0, 1.5) + stats.norm.logpdf(log_kappa, 1, 1.5)
         return -value
 
-    result = optimize.minimize(negative_log_posterior, x0=[0.0, 1.0], method="Nelder-Mead",
-                               options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000})
+    result = optimize.minimize(
+        negative_log_posterior,
+        x0=[0.0, 1.0],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
     assert result.success
     mu, kappa = special.expit(result.x[0]), np.exp(result.x[1])
     return mu * kappa, (1 - mu) * kappa
@@ -88,5 +92,8 @@ def test_map_posterior_has_one_draw_and_summary_has_no_spread(map_default):
     summary = map_default.summary()
     assert (summary["sd"] == 0).all()
     assert list(summary.index.get_level_values("parameter").unique()) == [
-        "alpha", "beta", "mu", "kappa"
+        "alpha",
+        "beta",
+        "mu",
+        "kappa",
     ]

@@ -122,7 +122,7 @@ def test_hand_summary(hand):
     cells = set(hand.cells[["cohort", "plan"]].itertuples(index=False, name=None))
     assert cells == {("A", "basic"), ("A", "premium"), ("B", "basic"), ("B", "premium")}
     # the cell's group code points at its cohort label
-    assert (hand.groups.labels[hand.cells["group"]] == hand.cells["cohort"]).all()
+    assert (hand.groups.labels[hand.cells["group_code"]] == hand.cells["cohort"]).all()
     # each user sits in the cell of its own cohort and plan
     user_cells = hand.cells.loc[hand.users["cell"], ["cohort", "plan"]].to_numpy()
     np.testing.assert_array_equal(user_cells, HAND[["cohort", "plan"]].to_numpy())
@@ -232,7 +232,7 @@ def test_fader_hardie_observed_survival(fader_hardie):
 def test_survivors_starting_late_are_left_truncated():
     table = pd.DataFrame({"period": [2, 3, 4], "survivors": [50, 40, 35]})
     data = SurvivalData.from_survivors(table, survivors="survivors", period="period")
-    assert counts_by_label(data, ["group"]) == {
+    assert counts_by_label(data, ["group_code"]) == {
         (0, 2): (0, 0, 50),
         (0, 3): (10, 0, 0),
         (0, 4): (5, 35, 0),

@@ -35,6 +35,7 @@ from bayesltv.data.validation import (
     describe_values,
     offending_rows,
     require_columns,
+    require_distinct_roles,
     require_no_missing,
     require_rows,
     require_unique,
@@ -42,6 +43,8 @@ from bayesltv.data.validation import (
 from bayesltv.errors import DataValidationError
 
 COUNT_COLUMNS = ("churned", "censored", "entered")
+#: Column of :attr:`SurvivalData.cells` holding each cell's integer group code.
+GROUP_CODE = "group_code"
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ class SurvivalData:
     encoding : CovariateEncoding
         How covariates enter the design matrix.
     cells : pandas.DataFrame
-        One row per cell (users sharing α, β): ``group`` (integer code), the group label
-        column and covariate columns.
+        One row per cell (users sharing α, β): ``group_code`` (integer position of the
+        group), the group label column and covariate columns.
     counts : pandas.DataFrame
         Sufficient statistics: ``cell``, ``period`` and the number of users ``churned``,
         ``censored`` and ``entered`` at that period (rows with all three zero are absent).
@@ -113,6 +116,7 @@ class SurvivalData:
             covariates = [covariates]
         named = [duration, churned, *covariates]
         named += [c for c in (cohort, entry, user) if c is not None]
+        require_distinct_roles(named, reserved=(GROUP_CODE,))
         require_columns(df, named)
         require_rows(df, "users")
         require_no_missing(df, named)
@@ -210,7 +214,7 @@ class SurvivalData:
             )
         counts = pd.concat(frames, ignore_index=True)
         cells = pd.DataFrame(
-            {"group": np.arange(groups.size)}, index=pd.RangeIndex(groups.size, name="cell")
+            {GROUP_CODE: np.arange(groups.size)}, index=pd.RangeIndex(groups.size, name="cell")
         )
         if group is not None:
             cells[group] = groups.labels
@@ -273,7 +277,7 @@ class SurvivalData:
 
         A user is at risk at period ``t`` when ``entry < t <= duration``.
         """
-        by_group = self.counts.assign(group=self.cells["group"].to_numpy()[self.counts["cell"]])
+        by_group = self.counts.assign(group=self.cells[GROUP_CODE].to_numpy()[self.counts["cell"]])
         table = by_group.groupby(["group", "period"])[list(COUNT_COLUMNS)].sum()
         frames = []
         for code, label in enumerate(self.groups.labels):
@@ -316,7 +320,7 @@ def _cells(
     df: pd.DataFrame, groups: Groups, group_codes: np.ndarray, encoding: CovariateEncoding
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Unique (group, covariates) combinations and the cell of every user."""
-    keys = pd.DataFrame({"group": group_codes}, index=df.index)
+    keys = pd.DataFrame({GROUP_CODE: group_codes}, index=df.index)
     for column in encoding.columns:
         keys[column] = df[column].to_numpy()
     if encoding.aggregatable:
@@ -327,7 +331,7 @@ def _cells(
         cells = keys.reset_index(drop=True)
     cells.index.name = "cell"
     if groups.column is not None:
-        cells.insert(1, groups.column, groups.labels[cells["group"].to_numpy()])
+        cells.insert(1, groups.column, groups.labels[cells[GROUP_CODE].to_numpy()])
     return cells, np.asarray(cell_of_user, dtype=np.int64)
 
 

@@ -44,6 +44,23 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], role: str = "colum
         )
 
 
+def require_distinct_roles(columns: list[str], reserved: Iterable[str] = ()) -> None:
+    """Each column plays one role (cohort, covariate, duration, ...) and none is reserved."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataValidationError(
+            f"column(s) {describe_values(repeated)} are named for more than one role; rule: "
+            "a column is either the duration, the churn flag, the cohort, the entry, the user "
+            "id or a covariate"
+        )
+    clashes = sorted(set(columns) & set(reserved))
+    if clashes:
+        raise DataValidationError(
+            f"column(s) {describe_values(clashes)} use a name bayesltv reserves; rule: rename "
+            f"columns named {describe_values(sorted(reserved))}"
+        )
+
+
 def require_rows(df: pd.DataFrame, what: str) -> None:
     """The table is not empty."""
     if len(df) == 0:

@@ -52,6 +52,10 @@ class BayesianModel(ABC):
     def build_model(self, data) -> pm.Model:
         """The PyMC model of ``data`` (validated input of the family's data type)."""
 
+    def prepare(self, data):
+        """Check ``data`` and adapt it to this model's configuration (default: as is)."""
+        return data
+
     # -- fitted state ------------------------------------------------------------------
 
     def _get(self, key: str):
@@ -140,6 +144,7 @@ class BayesianModel(ABC):
             raise ValueError(f"sampler={sampler!r} applies to method='nuts', not {method!r}")
         _require_sampler(sampler)
 
+        data = self.prepare(data)
         model = self.build_model(data)
         report = ConvergenceReport()
         with model:

@@ -35,7 +35,7 @@ import xarray as xr
 from pymc_extras.prior import Prior
 from scipy import special
 
-from bayesltv.data.survival import COUNT_COLUMNS, SurvivalData
+from bayesltv.data.survival import COUNT_COLUMNS, GROUP_CODE, SurvivalData
 from bayesltv.distributions import ShiftedBetaGeometric, sbg_logpmf, sbg_logsf, sbg_logsf_numpy
 from bayesltv.models.base import BayesianModel
 from bayesltv.priors import (
@@ -145,7 +145,7 @@ class BetaGeometric(BayesianModel):
         priors = merge_priors(default_priors(kind), self.priors)
         features = data.encoding.features
         coords = {**group_coords(groups), "feature": features, "count": list(COUNT_COLUMNS)}
-        cell_group = data.cells["group"].to_numpy()
+        cell_group = data.cells[GROUP_CODE].to_numpy()
         counts = data.counts
 
         with pm.Model(coords=coords) as model:
@@ -191,11 +191,6 @@ class BetaGeometric(BayesianModel):
                 observed=counts[list(COUNT_COLUMNS)].to_numpy().astype(float),
             )
         return model
-
-    def fit(self, data: SurvivalData, *args, **kwargs) -> BetaGeometric:
-        return super().fit(self.prepare(data), *args, **kwargs)
-
-    fit.__doc__ = BayesianModel.fit.__doc__
 
     # -- posterior quantities ----------------------------------------------------------
 
