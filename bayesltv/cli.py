@@ -61,9 +61,7 @@ def example_fader_hardie(args: argparse.Namespace) -> int:
             actual.get((g, p), float("nan")) / first[g] for g, p in projected.index
         ]
         percent = round(100 * args.interval)
-        print(
-            f"\nProjected survival beyond the fit, {percent}% equal-tailed intervals, vs actual:"
-        )
+        print(f"\nProjected survival beyond the fit, {percent}% equal-tailed intervals, vs actual:")
         print(projected)
 
         retention = _interval_table(

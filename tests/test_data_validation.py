@@ -361,3 +361,19 @@ def test_prediction_unknown_covariate(plan_model, method):
         match=pattern("'region'", "not in the fitted model", "['plan']"),
     ):
         getattr(plan_model, method)(covariates={"region": "eu"})
+
+
+def test_infinite_numeric_covariate_is_rejected():
+    users = pd.DataFrame(
+        {"duration": [1, 2, 3], "churned": [True, False, True], "score": [0.5, np.inf, 1.0]}
+    )
+    with pytest.raises(DataValidationError, match=r"'score'.*inf.*finite"):
+        SurvivalData.from_users(users, duration="duration", churned="churned", covariates=["score"])
+
+
+def test_a_column_cannot_be_both_cohort_and_covariate():
+    users = pd.DataFrame({"duration": [1, 2], "churned": [True, False], "cohort": [0, 1]})
+    with pytest.raises(DataValidationError, match=r"'cohort'.*more than one role"):
+        SurvivalData.from_users(
+            users, duration="duration", churned="churned", cohort="cohort", covariates=["cohort"]
+        )

@@ -138,6 +138,13 @@ class CovariateEncoding:
         for column in columns:
             series = df[column]
             if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+                values = series.to_numpy(dtype=float)
+                infinite = np.isinf(values)
+                if infinite.any():
+                    raise DataValidationError(
+                        f"column {column!r} has infinite values "
+                        f"{describe_values(values[infinite])}; rule: numeric covariates are finite"
+                    )
                 numeric.append(column)
                 continue
             require_no_empty_levels(df, column)
