@@ -33,6 +33,13 @@ class ConvergenceReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def __str__(self) -> str:
+        head = (
+            f"divergences={self.divergences}, max R-hat={self.max_rhat:.3f}, "
+            f"min ESS bulk={self.min_ess_bulk:.0f}, tail={self.min_ess_tail:.0f}"
+        )
+        return "\n- ".join([head, *self.problems]) if self.problems else f"{head}: no problems"
+
 
 def check_nuts(idata, var_names: list[str], warn: bool = True) -> ConvergenceReport:
     """Diagnose a NUTS fit over ``var_names`` and warn about every problem found."""

@@ -5,10 +5,8 @@ convention pymc-marketing users know). A model holds a dict of defaults; users o
 entry by name, e.g. ``BetaGeometric(priors={"logit_mu_intercept": Prior("Normal", mu=-2,
 sigma=1)})``.
 
-Group effects
--------------
-A parameter :math:`\eta` (e.g. the logit of the mean churn) takes one level per group
-:math:`g = 0..G-1` according to ``cohort_prior``:
+**Group effects.** A parameter :math:`\eta` (e.g. the logit of the mean churn) takes one
+level per group :math:`g = 0..G-1` according to ``cohort_prior``:
 
 ``"pooled"``
     :math:`\eta_g = a` — every group shares one level.

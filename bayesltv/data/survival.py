@@ -15,9 +15,10 @@ with :math:`c_t` users churned at :math:`t`, :math:`r_t` censored at :math:`t` a
 number of users. Numeric per-user covariates make every user its own cell: the cost is then
 O(users), which is documented and allowed.
 
-pymc-marketing's ``recency``/``T`` columns count differently: with their convention a user
-observed for ``T`` periods who is still active has ``duration = T`` here, and a churned user
-whose last active period is ``recency`` has ``duration = recency + 1``.
+pymc-marketing's ``ShiftedBetaGeoModel`` columns ``recency``/``T`` are off by one from this
+for active users: it scores ``recency == T`` as censored with :math:`P(T_u \ge T) = S(T-1)`,
+so an active user there has ``duration = T - 1`` here, while a churned user keeps
+``duration = recency``.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class BayesianModel(ABC):
 
     @property
     def method(self) -> str:
-        """How the posterior was approximated: nuts, advi, fullrank_advi or map."""
+        """How the posterior was approximated (nuts, advi, fullrank_advi or map)."""
         return self._get("method")
 
     @property
@@ -186,7 +186,8 @@ class BayesianModel(ABC):
         -------
         pandas.DataFrame
             Index (``parameter``, ``group``); columns ``mean``, ``sd``, ``hdi_low``,
-            ``hdi_high`` and, after NUTS, ``ess_bulk``, ``ess_tail`` and ``r_hat``.
+            ``hdi_high`` and, after NUTS, ``ess_bulk``, ``ess_tail`` and ``r_hat``. After
+            MAP the mean is the mode and the spread columns are NaN (no uncertainty).
         """
         posterior = self.idata["posterior"].to_dataset()[list(self.summary_vars)]
         frames = []
@@ -205,8 +206,8 @@ class BayesianModel(ABC):
                 bound_dim = next(d for d in bounds.dims if d not in values.dims)
                 frame["hdi_low"] = bounds.isel({bound_dim: 0}).to_series()
                 frame["hdi_high"] = bounds.isel({bound_dim: 1}).to_series()
-            else:
-                frame["hdi_low"] = frame["hdi_high"] = frame["mean"]
+            else:  # a single (MAP) draw has no spread to report
+                frame["sd"] = frame["hdi_low"] = frame["hdi_high"] = np.nan
             if diag:
                 frame["ess_bulk"] = az.ess(values, method="bulk").to_series()
                 frame["ess_tail"] = az.ess(values, method="tail").to_series()

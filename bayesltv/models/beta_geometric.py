@@ -102,7 +102,7 @@ class BetaGeometric(BayesianModel):
     ...                                       period="period", group="segment")
     >>> model = bl.BetaGeometric().fit(data, method="map")
     >>> model.summary().loc["alpha", "mean"].round(2).tolist()
-    [0.7, 0.67]
+    [0.7, 0.66]
     """
 
     summary_vars = ("alpha", "beta", "mu", "kappa")
