@@ -113,25 +113,18 @@ class ShiftedBetaGeometric:
     """
 
     def __new__(cls, name: str, alpha, beta, **kwargs):
-        return pm.CustomDist(
-            name,
-            _as_float_tensor(alpha),
-            _as_float_tensor(beta),
-            dist=_sbg_random,
-            logp=_sbg_logp,
-            logcdf=_sbg_logcdf,
-            class_name="ShiftedBetaGeometric",
-            **kwargs,
-        )
+        params = (_as_float_tensor(alpha), _as_float_tensor(beta))
+        return pm.CustomDist(name, *params, **_CUSTOM_DIST, **kwargs)
 
     @classmethod
     def dist(cls, alpha, beta, **kwargs):
-        return pm.CustomDist.dist(
-            _as_float_tensor(alpha),
-            _as_float_tensor(beta),
-            dist=_sbg_random,
-            logp=_sbg_logp,
-            logcdf=_sbg_logcdf,
-            class_name="ShiftedBetaGeometric",
-            **kwargs,
-        )
+        params = (_as_float_tensor(alpha), _as_float_tensor(beta))
+        return pm.CustomDist.dist(*params, **_CUSTOM_DIST, **kwargs)
+
+
+_CUSTOM_DIST = {
+    "dist": _sbg_random,
+    "logp": _sbg_logp,
+    "logcdf": _sbg_logcdf,
+    "class_name": "ShiftedBetaGeometric",
+}

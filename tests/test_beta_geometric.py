@@ -225,3 +225,14 @@ def test_nutpie_sampler(fh_train):
         )
     assert model.idata["posterior"].attrs["inference_library"] == "nutpie"
     assert model.summary().loc[("alpha", "regular"), "mean"] == pytest.approx(0.71, abs=0.05)
+
+
+def test_numpyro_sampler(fh_train):
+    pytest.importorskip("numpyro")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.ConvergenceWarning)
+        model = bl.BetaGeometric(cohort_prior="independent").fit(
+            fh_train, method="nuts", sampler="numpyro", draws=300, tune=300, chains=2, random_seed=2
+        )
+    assert model.idata["posterior"].sizes["draw"] == 300
+    assert model.summary().loc[("alpha", "regular"), "mean"] == pytest.approx(0.71, abs=0.05)
