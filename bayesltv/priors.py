@@ -96,6 +96,7 @@ def group_levels(
     intercept: Prior,
     sigma: Prior,
     dims: tuple[str, ...] = (),
+    centered: bool = False,
 ) -> pt.TensorVariable:
     """One level of parameter ``name`` per group (shape ``(G, *dims)``), per the module doc.
 
@@ -111,15 +112,23 @@ def group_levels(
         return pt.broadcast_to(level, (groups.size, *level.shape))
     scale = with_dims(sigma, dims).create_variable(f"{name}_group_sigma")
     if kind == "hierarchical":
-        offset = pm.Normal(f"{name}_group_offset", 0.0, 1.0, dims=("group", *dims))
-        return level + scale * offset
+        deviation = _deviation(f"{name}_group_offset", scale, ("group", *dims), centered)
+        return level + deviation
     if kind == "random_walk":
-        offset = pm.Normal(f"{name}_group_offset", 0.0, 1.0, dims=("group_step", *dims))
         step_scale = np.sqrt(groups.gaps[1:]).reshape((-1,) + (1,) * len(dims))
-        steps = scale * step_scale * offset
+        steps = _deviation(
+            f"{name}_group_step", scale * step_scale, ("group_step", *dims), centered
+        )
         walk = pt.concatenate([pt.zeros_like(steps[:1]), pt.cumsum(steps, axis=0)], axis=0)
         return level + walk
     raise ValueError(f"unknown group prior {kind!r}; expected one of {COHORT_PRIORS}")
+
+
+def _deviation(name: str, scale, dims: tuple[str, ...], centered: bool) -> pt.TensorVariable:
+    """Normal(0, scale) deviations: drawn directly (centred) or as scale × N(0, 1)."""
+    if centered:
+        return pm.Normal(name, 0.0, scale, dims=dims)
+    return scale * pm.Normal(f"{name}_raw", 0.0, 1.0, dims=dims)
 
 
 def group_coords(groups: Groups) -> dict[str, list]:

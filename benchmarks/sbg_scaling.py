@@ -19,8 +19,8 @@ leak between sizes), which measures, in this order:
 - ``aggregate s``: wall time of ``SurvivalData.from_users(...)``; it is then repeated once,
   untimed, under :mod:`tracemalloc` for ``agg tracemalloc MiB`` (peak of Python/NumPy
   allocations; buffers Arrow allocates for string columns are not traced), while
-  ``agg ΔRSS MiB`` is the sampled RSS high-water during the timed call minus the RSS
-  before it;
+  ``agg ΔRSS MiB`` is the polled RSS high-water during the timed call minus the RSS
+  before it (a lower bound: freed memory that the allocator reuses is not new RSS);
 - ``users``, ``cells`` (``data.n_cells``), ``count rows`` (``len(data.counts)``);
 - ``warm-up s``: a tiny fit (1 chain, 20 tuning steps + 20 draws) of the same model on the
   same data, so first-time compilation (C code, shared on disk across sizes) is *not*
@@ -35,9 +35,13 @@ leak between sizes), which measures, in this order:
   at the initial point (the per-step cost, which must not depend on the users);
 - ``divergences`` and ``max R-hat`` from ``model.convergence``;
 - ``peak RSS MiB``: kernel high-water RSS of the worker process (``ru_maxrss``) over all of
-  the above; ``peak PSS tree MiB``: highest sum of proportional set size (PSS, shared pages
-  split between processes, so forked samplers are not double counted) over the worker and
-  its sampler processes, polled every 50 ms with psutil during the timed fit.
+  the above (sampler processes not included); ``fit peak PSS tree MiB``: highest sum of
+  proportional set size (PSS: pages shared with forked sampler processes are split between
+  them, not double counted) over the worker and all its descendants during the timed fit.
+  The driver process polls it with psutil every 0.1 s from *outside* the worker: a polling
+  thread inside the worker competes for the GIL with PyMC's sampler coordination and was
+  seen to slow the fit by about 40%. ``agg ΔRSS MiB`` is polled in-process every 5 ms, but
+  only around the aggregation.
 
 Run from the repository root (several minutes with the defaults)::
 
@@ -71,10 +75,12 @@ BETA = np.linspace(3.0, 2.6, N_COHORTS)
 PLAN_EFFECTS = {"plan": {"basic": (0.0, 0.0), "plus": (-0.3, 0.2), "pro": (-0.6, 0.4)}}
 ENTRY_SHARE = 0.1
 WARMUP_ITERATIONS = 20
-POLL_SECONDS = 0.05
+TREE_POLL_SECONDS = 0.1
+AGGREGATE_POLL_SECONDS = 0.005
 LOGP_REPEATS = 500
 LOGP_BATCHES = 5
 RESULT_PREFIX = "SBG_SCALING_RESULT "
+PHASE_PREFIX = "SBG_SCALING_PHASE "
 FLAT_RATIO = 1.25
 MIB = 2**20
 
@@ -95,7 +101,7 @@ COLUMNS = [
     ("divergences", "divergences", "{}"),
     ("max R-hat", "max_rhat", "{:.3f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
-    ("peak PSS tree MiB", "fit_peak_pss_tree_mib", "{:.0f}"),
+    ("fit peak PSS tree MiB", "fit_peak_pss_tree_mib", "{:.0f}"),
 ]
 
 
@@ -126,56 +132,63 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # -- memory ----------------------------------------------------------------------------
 
 
-class MemoryMonitor:
-    """Polls RSS of this process and PSS of its process tree; peaks are kept per phase."""
+class PeakMemory:
+    """Polls the memory of a process (and optionally its descendants) in a thread.
 
-    def __init__(self, interval: float = POLL_SECONDS) -> None:
+    ``tree=False``: RSS of the process (cheap, ``/proc/PID/statm``). ``tree=True``: sum of
+    PSS over the process and all its descendants (``/proc/PID/smaps_rollup``), so pages
+    shared by forked sampler processes are counted once. Peaks are kept per ``phase``.
+    """
+
+    def __init__(self, pid: int, interval: float, tree: bool) -> None:
         import psutil
 
-        self._process = psutil.Process()
+        self._process = psutil.Process(pid)
         self._errors = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
         self._interval = interval
+        self._tree = tree
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.phase = "start"
-        self.peak_rss: dict[str, int] = {}
-        self.peak_pss_tree: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
 
-    def rss(self) -> int:
-        return self._process.memory_info().rss
+    def current(self) -> int:
+        if not self._tree:
+            return self._process.memory_info().rss
+        total = 0
+        for process in [self._process, *self._process.children(recursive=True)]:
+            try:
+                total += process.memory_full_info().pss
+            except self._errors:
+                continue
+        return total
 
     def sample(self) -> None:
         phase = self.phase
-        rss = self.rss()
-        pss = 0
-        for process in [self._process, *self._process.children(recursive=True)]:
-            try:
-                pss += process.memory_full_info().pss
-            except self._errors:
-                continue
-        self.peak_rss[phase] = max(self.peak_rss.get(phase, 0), rss)
-        self.peak_pss_tree[phase] = max(self.peak_pss_tree.get(phase, 0), pss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.sample()
-            except self._errors:
-                pass
+        try:
+            value = self.current()
+        except self._errors:
+            return
+        self.peak[phase] = max(self.peak.get(phase, 0), value)
 
     def enter(self, phase: str) -> None:
         self.sample()
         self.phase = phase
         self.sample()
 
-    def __enter__(self) -> MemoryMonitor:
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.sample()
         self._stop.set()
         self._thread.join()
+        self.sample()
 
 
 def peak_rss_self() -> int:
@@ -245,37 +258,41 @@ def logp_grad_seconds(model, repeats: int = LOGP_REPEATS) -> float:
     return best
 
 
+def phase(name: str) -> None:
+    """Tell the driver, which polls this process tree's memory, what is running now."""
+    print(PHASE_PREFIX + name, flush=True)
+
+
 def measure(n_users: int, draws: int, tune: int, chains: int, seed: int) -> dict:
     """All figures for one size; run in a fresh process."""
-    with MemoryMonitor() as memory:
-        memory.enter("simulate")
-        start = time.perf_counter()
-        df = simulate(n_users, seed)
-        simulate_s = time.perf_counter() - start
+    phase("simulate")
+    start = time.perf_counter()
+    df = simulate(n_users, seed)
+    simulate_s = time.perf_counter() - start
 
-        memory.enter("aggregate")
-        rss_before = memory.rss()
+    phase("aggregate")
+    with PeakMemory(os.getpid(), AGGREGATE_POLL_SECONDS, tree=False) as memory:
+        rss_before = memory.current()
         start = time.perf_counter()
         data = aggregate(df)
         aggregate_s = time.perf_counter() - start
-        memory.enter("aggregate-traced")
-        aggregate_rss_delta = memory.peak_rss["aggregate"] - rss_before
+    aggregate_rss_delta = max(memory.peak.values()) - rss_before
 
-        tracemalloc.start()
-        aggregate(df)
-        _, aggregate_traced_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    tracemalloc.start()
+    aggregate(df)
+    _, aggregate_traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
 
-        memory.enter("warm-up")
-        start = time.perf_counter()
-        fit(data, WARMUP_ITERATIONS, WARMUP_ITERATIONS, 1, seed)
-        warmup_s = time.perf_counter() - start
+    phase("warm-up")
+    start = time.perf_counter()
+    fit(data, WARMUP_ITERATIONS, WARMUP_ITERATIONS, 1, seed)
+    warmup_s = time.perf_counter() - start
 
-        memory.enter("fit")
-        start = time.perf_counter()
-        model = fit(data, draws, tune, chains, seed)
-        fit_s = time.perf_counter() - start
-        memory.enter("after")
+    phase("fit")
+    start = time.perf_counter()
+    model = fit(data, draws, tune, chains, seed)
+    fit_s = time.perf_counter() - start
+    phase("report")
 
     posterior = model.idata["posterior"]
     n_steps = model.idata["sample_stats"]["n_steps"]
@@ -300,8 +317,6 @@ def measure(n_users: int, draws: int, tune: int, chains: int, seed: int) -> dict
         "min_ess_bulk": report.min_ess_bulk,
         "problems": report.problems,
         "peak_rss_mib": peak_rss_self() / MIB,
-        "fit_peak_pss_tree_mib": memory.peak_pss_tree.get("fit", 0) / MIB,
-        "fit_peak_rss_mib": memory.peak_rss.get("fit", 0) / MIB,
     }
 
 
@@ -333,14 +348,26 @@ def run_size(n_users: int, args: argparse.Namespace) -> dict:
         "--seed",
         str(args.seed),
     ]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if completed.returncode != 0 or not lines:
+    output = []
+    with (
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as worker_process,
+        PeakMemory(worker_process.pid, TREE_POLL_SECONDS, tree=True) as memory,
+    ):
+        for line in worker_process.stdout:
+            if line.startswith(PHASE_PREFIX):
+                memory.enter(line[len(PHASE_PREFIX) :].strip())
+            else:
+                output.append(line)
+    results = [line for line in output if line.startswith(RESULT_PREFIX)]
+    if worker_process.returncode != 0 or not results:
         raise RuntimeError(
-            f"worker for {n_users:,} users failed (exit code {completed.returncode}):\n"
-            f"{completed.stdout}"
+            f"worker for {n_users:,} users failed (exit code {worker_process.returncode}):\n"
+            + "".join(output)
         )
-    return json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result = json.loads(results[-1][len(RESULT_PREFIX) :])
+    result["fit_peak_pss_tree_mib"] = memory.peak.get("fit", 0) / MIB
+    result["peak_pss_tree_mib"] = max(memory.peak.values()) / MIB
+    return result
 
 
 def table(results: list[dict]) -> str:

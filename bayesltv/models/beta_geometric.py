@@ -72,6 +72,14 @@ def default_priors(cohort_prior: str = "hierarchical") -> dict[str, Prior]:
     }
 
 
+#: Group effects parameterised centred by default. A cohort's mean churn μ is pinned down by
+#: its first observed period alone (P(T = 1) = μ), so its steps between cohorts are well
+#: determined and a centred parameterisation mixes best, and stays fast as users grow; the
+#: concentration κ needs several periods and is often barely identified per cohort, where
+#: the non-centred form avoids the funnel. Measured in ``benchmarks/sbg_scaling.py``.
+CENTERED_BY_DEFAULT = frozenset({"logit_mu"})
+
+
 def aggregated_logp(value, alpha, beta, period):
     """Log-likelihood of each row of counts (churned, censored, entered) at ``period``."""
     log_sf = sbg_logsf(period, alpha, beta)
@@ -93,6 +101,12 @@ class BetaGeometric(BayesianModel):
         Covariates of the data to use (default: all of them).
     priors : dict of str to pymc_extras.prior.Prior, optional
         Overrides of :func:`default_priors` by name.
+    centered : bool or dict of str to bool, optional
+        Parameterisation of the hierarchical and random-walk group effects: ``True`` draws
+        the group deviations (or random-walk steps) directly, ``False`` as σ × N(0, 1)
+        (non-centred), a dict chooses per parameter (``"logit_mu"``, ``"log_kappa"``).
+        ``None``: centred for ``logit_mu``, non-centred for ``log_kappa``
+        (see :data:`CENTERED_BY_DEFAULT`).
 
     Examples
     --------
@@ -112,8 +126,10 @@ class BetaGeometric(BayesianModel):
         cohort_prior: str | None = None,
         covariates: Sequence[str] | None = None,
         priors: Mapping[str, Prior] | None = None,
+        centered: bool | None = None,
     ) -> None:
         super().__init__(priors)
+        self.centered = centered
         merge_priors(default_priors(), self.priors)  # fail early on unknown prior names
         check_cohort_prior(cohort_prior)
         self.cohort_prior = cohort_prior
@@ -124,6 +140,13 @@ class BetaGeometric(BayesianModel):
             f"BetaGeometric(cohort_prior={self.cohort_prior!r}, covariates={self.covariates!r}, "
             f"priors={ {k: v.to_dict() for k, v in self.priors.items()} })"
         )
+
+    def _centered(self, name: str) -> bool:
+        if self.centered is None:
+            return name in CENTERED_BY_DEFAULT
+        if isinstance(self.centered, Mapping):
+            return bool(self.centered.get(name, False))
+        return bool(self.centered)
 
     # -- model ---------------------------------------------------------------------------
 
@@ -155,6 +178,7 @@ class BetaGeometric(BayesianModel):
                 groups,
                 priors["logit_mu_intercept"],
                 priors["logit_mu_group_sigma"],
+                centered=self._centered("logit_mu"),
             )
             log_kappa_group = group_levels(
                 "log_kappa",
@@ -162,6 +186,7 @@ class BetaGeometric(BayesianModel):
                 groups,
                 priors["log_kappa_intercept"],
                 priors["log_kappa_group_sigma"],
+                centered=self._centered("log_kappa"),
             )
             mu = pm.Deterministic("mu", pm.math.invlogit(logit_mu_group), dims="group")
             kappa = pm.Deterministic("kappa", pt.exp(log_kappa_group), dims="group")
