@@ -48,7 +48,9 @@ def _log_likelihood_at(model: pm.Model, point: dict) -> float:
 
 def _evaluate(model: pm.Model, names: list[str], point: dict) -> list[np.ndarray]:
     outputs = model.replace_rvs_by_values([model[name] for name in names])
-    function = model.compile_fn(outputs, inputs=model.value_vars, point_fn=True)
+    function = model.compile_fn(
+        outputs, inputs=model.value_vars, point_fn=True, on_unused_input="ignore"
+    )
     return [np.asarray(value) for value in function(point)]
 
 
