@@ -131,6 +131,53 @@ def _deviation(name: str, scale, dims: tuple[str, ...], centered: bool) -> pt.Te
     return scale * pm.Normal(f"{name}_raw", 0.0, 1.0, dims=dims)
 
 
+def is_centered(centered: bool | Mapping[str, bool] | None, name: str, default: frozenset) -> bool:
+    """Whether parameter ``name`` uses the centred form: per the user, else ``default``."""
+    if centered is None:
+        return name in default
+    if isinstance(centered, Mapping):
+        return bool(centered.get(name, name in default))
+    return bool(centered)
+
+
+def linear_predictor(
+    name: str,
+    kind: str,
+    groups: Groups,
+    priors: Mapping[str, Prior],
+    cell_group: np.ndarray,
+    design: pt.TensorVariable | None,
+    dims: tuple[str, ...] = (),
+    centered: bool = False,
+) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    r"""Levels of parameter ``name`` per group and per cell.
+
+    .. math:: \eta_c = \eta_{g(c)} + x_c^\top b
+
+    with group levels from :func:`group_levels` (priors ``{name}_intercept`` and
+    ``{name}_group_sigma``) and covariate coefficients ``{name}_coef`` (dims
+    ``("feature", *dims)``) when ``design`` (cells × features) is given.
+
+    Returns
+    -------
+    (group levels, cell levels) of shapes ``(G, *dims)`` and ``(C, *dims)``.
+    """
+    group = group_levels(
+        name,
+        kind,
+        groups,
+        priors[f"{name}_intercept"],
+        priors[f"{name}_group_sigma"],
+        dims=dims,
+        centered=centered,
+    )
+    cell = group[cell_group]
+    if design is not None:
+        coef = with_dims(priors[f"{name}_coef"], ("feature", *dims)).create_variable(f"{name}_coef")
+        cell = cell + pt.tensordot(design, coef, axes=1)
+    return group, cell
+
+
 def group_coords(groups: Groups) -> dict[str, list]:
     """Coordinates ``group`` and ``group_step`` for :func:`group_levels`."""
     labels = list(groups.labels)

@@ -18,6 +18,8 @@ from bayesltv.data.validation import describe_values, require_no_empty_levels
 from bayesltv.errors import DataValidationError
 
 SINGLE_GROUP = "all"
+#: Column of a cells table holding each cell's integer group code.
+GROUP_CODE = "group_code"
 
 
 @dataclass(frozen=True)
@@ -191,3 +193,26 @@ class CovariateEncoding:
             )
         values.update(covariates or {})
         return self.design(pd.DataFrame([values]))[0]
+
+
+def make_cells(
+    df: pd.DataFrame, groups: Groups, group_codes: np.ndarray, encoding: CovariateEncoding
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique (group, covariates) combinations and the cell of every row of ``df``.
+
+    Rows sharing a cell share the model's parameters. Categorical covariates collapse rows
+    into few cells; numeric covariates make every row its own cell.
+    """
+    keys = pd.DataFrame({GROUP_CODE: group_codes}, index=df.index)
+    for column in encoding.columns:
+        keys[column] = df[column].to_numpy()
+    if encoding.aggregatable:
+        cells = keys.drop_duplicates().sort_values(list(keys.columns)).reset_index(drop=True)
+        cell_of_user = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(keys))
+    else:
+        cell_of_user = np.arange(len(df))
+        cells = keys.reset_index(drop=True)
+    cells.index.name = "cell"
+    if groups.column is not None:
+        cells.insert(1, groups.column, groups.labels[cells[GROUP_CODE].to_numpy()])
+    return cells, np.asarray(cell_of_user, dtype=np.int64)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayesltv.data.groups import CovariateEncoding, Groups
+from bayesltv.data.groups import GROUP_CODE, CovariateEncoding, Groups, make_cells
 from bayesltv.data.validation import (
     as_count,
     as_flag,
@@ -44,8 +44,6 @@ from bayesltv.data.validation import (
 from bayesltv.errors import DataValidationError
 
 COUNT_COLUMNS = ("churned", "censored", "entered")
-#: Column of :attr:`SurvivalData.cells` holding each cell's integer group code.
-GROUP_CODE = "group_code"
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,7 @@ class SurvivalData:
         group_codes = (
             groups.codes(df[cohort]) if cohort is not None else np.zeros(len(df), np.int64)
         )
-        cells, cell_of_user = _cells(df, groups, group_codes, encoding)
+        cells, cell_of_user = make_cells(df, groups, group_codes, encoding)
         counts = _counts(cell_of_user, durations, churn_flags, entries)
         index = pd.Index(df[user] if user is not None else df.index, name=user or "user")
         users = pd.DataFrame(
@@ -315,25 +313,6 @@ class SurvivalData:
         table.insert(0, 0, 1.0)
         table.columns.name = "period"
         return table
-
-
-def _cells(
-    df: pd.DataFrame, groups: Groups, group_codes: np.ndarray, encoding: CovariateEncoding
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Unique (group, covariates) combinations and the cell of every user."""
-    keys = pd.DataFrame({GROUP_CODE: group_codes}, index=df.index)
-    for column in encoding.columns:
-        keys[column] = df[column].to_numpy()
-    if encoding.aggregatable:
-        cells = keys.drop_duplicates().sort_values(list(keys.columns)).reset_index(drop=True)
-        cell_of_user = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(keys))
-    else:
-        cell_of_user = np.arange(len(df))
-        cells = keys.reset_index(drop=True)
-    cells.index.name = "cell"
-    if groups.column is not None:
-        cells.insert(1, groups.column, groups.labels[cells[GROUP_CODE].to_numpy()])
-    return cells, np.asarray(cell_of_user, dtype=np.int64)
 
 
 def _counts(

@@ -2,5 +2,12 @@
 
 from bayesltv.datasets.fader_hardie import fader_hardie
 from bayesltv.datasets.simulate import simulate_survival
+from bayesltv.datasets.streaming import StreamingPanel, StreamingTruth, simulate_streaming
 
-__all__ = ["fader_hardie", "simulate_survival"]
+__all__ = [
+    "StreamingPanel",
+    "StreamingTruth",
+    "fader_hardie",
+    "simulate_streaming",
+    "simulate_survival",
+]

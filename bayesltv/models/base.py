@@ -185,42 +185,50 @@ class BayesianModel(ABC):
         Returns
         -------
         pandas.DataFrame
-            Index (``parameter``, ``group``); columns ``mean``, ``sd``, ``hdi_low``,
-            ``hdi_high`` and, after NUTS, ``ess_bulk``, ``ess_tail`` and ``r_hat``. After
-            MAP the mean is the mode and the spread columns are NaN (no uncertainty).
+            Index (``parameter``, then the variables' own dims such as ``group``; a level a
+            variable lacks holds ""); columns ``mean``, ``sd``, ``hdi_low``, ``hdi_high``
+            and, after NUTS, ``ess_bulk``, ``ess_tail`` and ``r_hat``. After MAP the mean
+            is the mode and the spread columns are NaN (no uncertainty).
         """
         posterior = self.idata["posterior"].to_dataset()[list(self.summary_vars)]
-        frames = []
         hdi = az.hdi(posterior, prob=hdi_prob) if self._n_draws() > 1 else None
-        diag = self.method == "nuts"
-        for name in self.summary_vars:
-            values = posterior[name]
-            frame = pd.DataFrame(
-                {
-                    "mean": values.mean(("chain", "draw")).to_series(),
-                    "sd": values.std(("chain", "draw")).to_series(),
-                }
-            )
-            if hdi is not None:
-                bounds = hdi[name]
-                bound_dim = next(d for d in bounds.dims if d not in values.dims)
-                frame["hdi_low"] = bounds.isel({bound_dim: 0}).to_series()
-                frame["hdi_high"] = bounds.isel({bound_dim: 1}).to_series()
-            else:  # a single (MAP) draw has no spread to report
-                frame["sd"] = frame["hdi_low"] = frame["hdi_high"] = np.nan
-            if diag:
-                frame["ess_bulk"] = az.ess(values, method="bulk").to_series()
-                frame["ess_tail"] = az.ess(values, method="tail").to_series()
-                frame["r_hat"] = az.rhat(values).to_series()
-            frame.index = pd.MultiIndex.from_product(
-                [[name], frame.index], names=["parameter", "group"]
-            )
-            frames.append(frame)
-        return pd.concat(frames)
+        frames = [
+            _summarise(posterior[name], None if hdi is None else hdi[name], self.method == "nuts")
+            for name in self.summary_vars
+        ]
+        levels = list(dict.fromkeys(level for f in frames for level in f.index.names))
+        long = [
+            frame.reset_index().assign(parameter=name)
+            for frame, name in zip(frames, self.summary_vars, strict=True)
+        ]
+        table = pd.concat(long, ignore_index=True)
+        table[levels] = table[levels].fillna("")
+        return table.set_index(["parameter", *levels])
 
     def _n_draws(self) -> int:
         posterior = self.idata["posterior"]
         return posterior.sizes["chain"] * posterior.sizes["draw"]
+
+
+def _summarise(values, bounds, diagnostics: bool) -> pd.DataFrame:
+    """Mean, sd, HDI (and NUTS diagnostics) of one variable, indexed by its own dims."""
+    frame = pd.DataFrame(
+        {
+            "mean": values.mean(("chain", "draw")).to_series(),
+            "sd": values.std(("chain", "draw")).to_series(),
+        }
+    )
+    if bounds is not None:
+        bound_dim = next(d for d in bounds.dims if d not in values.dims)
+        frame["hdi_low"] = bounds.isel({bound_dim: 0}).to_series()
+        frame["hdi_high"] = bounds.isel({bound_dim: 1}).to_series()
+    else:  # a single (MAP) draw has no spread to report
+        frame["sd"] = frame["hdi_low"] = frame["hdi_high"] = np.nan
+    if diagnostics:
+        frame["ess_bulk"] = az.ess(values, method="bulk").to_series()
+        frame["ess_tail"] = az.ess(values, method="tail").to_series()
+        frame["r_hat"] = az.rhat(values).to_series()
+    return frame
 
 
 def _require_sampler(sampler: str | None) -> None:

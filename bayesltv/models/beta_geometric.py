@@ -42,10 +42,10 @@ from bayesltv.priors import (
     GROUP_SIGMA_SCALE,
     check_cohort_prior,
     group_coords,
-    group_levels,
+    is_centered,
+    linear_predictor,
     merge_priors,
     resolve_cohort_prior,
-    with_dims,
 )
 
 
@@ -141,13 +141,6 @@ class BetaGeometric(BayesianModel):
             f"priors={ {k: v.to_dict() for k, v in self.priors.items()} })"
         )
 
-    def _centered(self, name: str) -> bool:
-        if self.centered is None:
-            return name in CENTERED_BY_DEFAULT
-        if isinstance(self.centered, Mapping):
-            return bool(self.centered.get(name, False))
-        return bool(self.centered)
-
     # -- model ---------------------------------------------------------------------------
 
     def prepare(self, data: SurvivalData) -> SurvivalData:
@@ -172,37 +165,29 @@ class BetaGeometric(BayesianModel):
         counts = data.counts
 
         with pm.Model(coords=coords) as model:
-            logit_mu_group = group_levels(
+            design = pm.Data("design", data.design()) if features else None
+            logit_mu_group, logit_mu_cell = linear_predictor(
                 "logit_mu",
                 kind,
                 groups,
-                priors["logit_mu_intercept"],
-                priors["logit_mu_group_sigma"],
-                centered=self._centered("logit_mu"),
+                priors,
+                cell_group,
+                design,
+                centered=is_centered(self.centered, "logit_mu", CENTERED_BY_DEFAULT),
             )
-            log_kappa_group = group_levels(
+            log_kappa_group, log_kappa_cell = linear_predictor(
                 "log_kappa",
                 kind,
                 groups,
-                priors["log_kappa_intercept"],
-                priors["log_kappa_group_sigma"],
-                centered=self._centered("log_kappa"),
+                priors,
+                cell_group,
+                design,
+                centered=is_centered(self.centered, "log_kappa", CENTERED_BY_DEFAULT),
             )
             mu = pm.Deterministic("mu", pm.math.invlogit(logit_mu_group), dims="group")
             kappa = pm.Deterministic("kappa", pt.exp(log_kappa_group), dims="group")
             pm.Deterministic("alpha", mu * kappa, dims="group")
             pm.Deterministic("beta", (1.0 - mu) * kappa, dims="group")
-
-            logit_mu_cell = logit_mu_group[cell_group]
-            log_kappa_cell = log_kappa_group[cell_group]
-            if features:
-                design = pm.Data("design", data.design())
-                mu_coef = with_dims(priors["logit_mu_coef"], ("feature",))
-                kappa_coef = with_dims(priors["log_kappa_coef"], ("feature",))
-                logit_mu_cell = logit_mu_cell + design @ mu_coef.create_variable("logit_mu_coef")
-                log_kappa_cell = log_kappa_cell + design @ kappa_coef.create_variable(
-                    "log_kappa_coef"
-                )
             mu_cell = pm.math.invlogit(logit_mu_cell)
             kappa_cell = pt.exp(log_kappa_cell)
             row_cell = counts["cell"].to_numpy()
