@@ -1,10 +1,10 @@
 """bayesltv: Bayesian lifetime value of subscription users, on PyMC and ArviZ."""
 
 from bayesltv import datasets
-from bayesltv.data import SurvivalData
+from bayesltv.data import StateSequences, SurvivalData
 from bayesltv.distributions import ShiftedBetaGeometric
 from bayesltv.errors import ConvergenceWarning, DataValidationError
-from bayesltv.models import BetaGeometric, NotFittedError
+from bayesltv.models import BetaGeometric, DirichletMarkov, NotFittedError
 
 __version__ = "0.1.0"
 
@@ -12,8 +12,10 @@ __all__ = [
     "BetaGeometric",
     "ConvergenceWarning",
     "DataValidationError",
+    "DirichletMarkov",
     "NotFittedError",
     "ShiftedBetaGeometric",
+    "StateSequences",
     "SurvivalData",
     "datasets",
 ]
