@@ -396,8 +396,8 @@ def simulate_streaming(
         users, offset = np.nonzero(block >= 0)
         return pd.DataFrame(
             {
-                "user": users.astype(np.int64),
-                "month": (offset + (months.start or 0)).astype(np.int64),
+                "user": users.astype(np.int64, copy=False),
+                "month": offset.astype(np.int64, copy=False) + (months.start or 0),
                 "state": pd.Categorical.from_codes(block[users, offset], categories=STATES),
                 "cohort": cohort[users],
                 "country": pd.Categorical.from_codes(country[users], categories=countries),
