@@ -325,6 +325,10 @@ class StateSequences:
         """Columns of :attr:`patterns` holding counts per target state."""
         return [f"n[{s}]" for s in self.states]
 
+    def design(self) -> np.ndarray:
+        """Design matrix of the cells (cells × ``encoding.features``)."""
+        return self.encoding.design(self.cells)
+
     def transition_counts(self) -> pd.DataFrame:
         """Total observed transitions, origin × target."""
         weighted = self.patterns[self.count_columns].mul(self.patterns[WEIGHT], axis=0)
@@ -433,7 +437,7 @@ def _allowed_mask(
                 f"allowed mask has shape {array.shape}; rule: states × states = ({k}, {k}) "
                 f"in the order {describe_values(names)}"
             )
-        mask = np.asarray(array, dtype=bool)
+        mask = np.array(array, dtype=bool)
     absorbing_rows = names.get_indexer(list(absorbing))
     mask[absorbing_rows, :] = False
     transient = np.setdiff1d(np.arange(k), absorbing_rows)

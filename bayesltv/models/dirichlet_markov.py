@@ -50,6 +50,8 @@ from scipy import special
 
 from bayesltv.data.groups import GROUP_CODE
 from bayesltv.data.sequences import ORIGIN, WEIGHT, StateSequences
+from bayesltv.data.validation import describe_values
+from bayesltv.errors import DataValidationError
 from bayesltv.models.base import BayesianModel
 from bayesltv.models.beta_geometric import default_priors as survival_priors
 from bayesltv.priors import (
@@ -87,6 +89,12 @@ def dirichlet_multinomial_logp(value, kappa, a, allowed, weight):
     per_target = pt.switch(allowed, pt.gammaln(a_safe + value) - pt.gammaln(a_safe), 0.0)
     total = value.sum(axis=-1)
     return weight * (pt.gammaln(kappa) - pt.gammaln(kappa + total) + per_target.sum(axis=-1))
+
+
+def multinomial_logp(value, log_m, allowed, weight):
+    """Weighted log-likelihood of each pattern's counts when all users share one matrix."""
+    log_m_safe = pt.switch(allowed, log_m, 0.0)
+    return weight * pt.switch(allowed, value * log_m_safe, 0.0).sum(axis=-1)
 
 
 class TransitionLayout:
@@ -164,25 +172,37 @@ class DirichletMarkov(BayesianModel):
     centered : bool or dict of str to bool, optional
         Parameterisation of group effects (``"eta"``, ``"log_kappa"``); ``None``: centred
         for η, non-centred for log κ (:data:`CENTERED_BY_DEFAULT`).
+    heterogeneous : bool
+        ``False`` fits the homogeneous Markov chain instead: every user of a cell moves with
+        the same matrix :math:`m` (the limit κ → ∞), a baseline to compare against.
     """
-
-    summary_vars = ("transition_mean", "concentration")
 
     def __init__(
         self,
         cohort_prior: str | None = None,
         priors: Mapping[str, Prior] | None = None,
         centered: bool | Mapping[str, bool] | None = None,
+        heterogeneous: bool = True,
     ) -> None:
         super().__init__(priors)
         merge_priors(default_priors(), self.priors)
         check_cohort_prior(cohort_prior)
         self.cohort_prior = cohort_prior
         self.centered = centered
+        self.heterogeneous = heterogeneous
+
+    @property
+    def summary_vars(self) -> tuple[str, ...]:
+        if self.heterogeneous:
+            return ("transition_mean", "concentration")
+        return ("transition_mean",)
 
     def __repr__(self) -> str:
         priors = {k: v.to_dict() for k, v in self.priors.items()}
-        return f"DirichletMarkov(cohort_prior={self.cohort_prior!r}, priors={priors})"
+        return (
+            f"DirichletMarkov(cohort_prior={self.cohort_prior!r}, priors={priors}, "
+            f"heterogeneous={self.heterogeneous})"
+        )
 
     # -- model ---------------------------------------------------------------------------
 
@@ -233,35 +253,48 @@ class DirichletMarkov(BayesianModel):
                 dims=("transition",),
                 centered=is_centered(self.centered, "eta", CENTERED_BY_DEFAULT),
             )
-            log_kappa_group, log_kappa_cell = linear_predictor(
-                "log_kappa",
-                kind,
-                groups,
-                priors,
-                cell_group,
-                design,
-                dims=("origin",),
-                centered=is_centered(self.centered, "log_kappa", CENTERED_BY_DEFAULT),
-            )
             log_m_group = layout.log_mean_rows(eta_group, (groups.size,))
             pm.Deterministic(
                 "transition_mean", pt.exp(log_m_group), dims=("group", "origin", "target")
             )
-            pm.Deterministic("concentration", pt.exp(log_kappa_group), dims=("group", "origin"))
-
-            log_m_cell = layout.log_mean_rows(eta_cell, (data.cells.shape[0],))
-            kappa = pt.exp(log_kappa_cell)[pattern_cell, pattern_origin]
-            a = kappa[:, None] * pt.exp(log_m_cell[pattern_cell, pattern_origin])
-            pm.CustomDist(
-                "transitions",
-                kappa,
-                a,
-                layout.allowed[patterns[ORIGIN].to_numpy()],
-                patterns[WEIGHT].to_numpy().astype(float),
-                logp=dirichlet_multinomial_logp,
-                signature="(),(k),(k),()->(k)",
-                observed=patterns[data.count_columns].to_numpy().astype(float),
-            )
+            log_m = layout.log_mean_rows(eta_cell, (data.cells.shape[0],))
+            log_m = log_m[pattern_cell, pattern_origin]
+            allowed = layout.allowed[patterns[ORIGIN].to_numpy()]
+            weight = patterns[WEIGHT].to_numpy().astype(float)
+            observed = patterns[data.count_columns].to_numpy().astype(float)
+            if self.heterogeneous:
+                log_kappa_group, log_kappa_cell = linear_predictor(
+                    "log_kappa",
+                    kind,
+                    groups,
+                    priors,
+                    cell_group,
+                    design,
+                    dims=("origin",),
+                    centered=is_centered(self.centered, "log_kappa", CENTERED_BY_DEFAULT),
+                )
+                pm.Deterministic("concentration", pt.exp(log_kappa_group), dims=("group", "origin"))
+                kappa = pt.exp(log_kappa_cell)[pattern_cell, pattern_origin]
+                pm.CustomDist(
+                    "transitions",
+                    kappa,
+                    kappa[:, None] * pt.exp(log_m),
+                    allowed,
+                    weight,
+                    logp=dirichlet_multinomial_logp,
+                    signature="(),(k),(k),()->(k)",
+                    observed=observed,
+                )
+            else:
+                pm.CustomDist(
+                    "transitions",
+                    log_m,
+                    allowed,
+                    weight,
+                    logp=multinomial_logp,
+                    signature="(k),(k),()->(k)",
+                    observed=observed,
+                )
 
             initial = pm.Dirichlet(
                 "initial", a=np.ones((groups.size, len(states))), dims=("group", "state")
@@ -279,11 +312,17 @@ class DirichletMarkov(BayesianModel):
         -------
         (mean rows, concentrations)
             ``m`` with dims (chain, draw, group, origin, target) over transient origins, and
-            ``κ`` with dims (chain, draw, group, origin).
+            ``κ`` with dims (chain, draw, group, origin) (infinite for the homogeneous
+            chain).
         """
         posterior = self.idata["posterior"]
         mean = posterior["transition_mean"]
-        kappa = posterior["concentration"]
+        # The homogeneous chain is the limit κ → ∞: every user's dice equal the mean rows.
+        kappa = (
+            posterior["concentration"]
+            if self.heterogeneous
+            else xr.full_like(mean.isel(target=0, drop=True), np.inf)
+        )
         features = self.data.encoding.features
         if not features:
             if covariates:
@@ -303,7 +342,8 @@ class DirichletMarkov(BayesianModel):
         eta = eta + shift.values[:, :, None, :]
         log_m = layout.log_mean_rows(eta, eta.shape[:-1])
         mean = mean.copy(data=np.exp(log_m)).transpose(*mean.dims)
-        kappa = kappa * np.exp(xr.dot(posterior["log_kappa_coef"], x, dim="feature"))
+        if self.heterogeneous:
+            kappa = kappa * np.exp(xr.dot(posterior["log_kappa_coef"], x, dim="feature"))
         return mean, kappa
 
     def transition_matrix(self, covariates: Mapping | None = None) -> xr.DataArray:
@@ -358,6 +398,9 @@ class DirichletMarkov(BayesianModel):
         states = list(data.states)
         result = np.zeros((len(rows), len(states), len(states)))
         for n, origin in enumerate(layout.transient):
+            if not self.heterogeneous:
+                result[:, origin, :] = mean[:, cells, n, :].mean(axis=0)
+                continue
             a_row = a[:, cells, n, :]  # draws × users × target
             n_row = counts[:, origin, :]
             posterior = (a_row + n_row) / (
@@ -372,6 +415,71 @@ class DirichletMarkov(BayesianModel):
             coords={"user": data.users.index[rows], "origin": states, "target": states},
             name="user_transition_posterior",
         )
+
+    def log_predictive_density(self, extended: StateSequences, chunk: int = 2000) -> pd.Series:
+        r"""Log predictive density of each user's new transitions given their history.
+
+        ``extended`` holds the same users observed for longer (the fitted history plus the
+        held-out periods); the held-out transitions are the difference of the counts. Given
+        a draw of the factories, a user's new counts :math:`n'` after history :math:`n`
+        have the conjugate Dirichlet-multinomial probability
+
+        .. math:: \prod_i \frac{\Gamma(\kappa_i + N_i)}{\Gamma(\kappa_i + N_i + N'_i)}
+                  \prod_j \frac{\Gamma(a_{ij} + n_{ij} + n'_{ij})}{\Gamma(a_{ij} + n_{ij})}
+
+        (:math:`\prod_j m_{ij}^{n'_{ij}}` for the homogeneous chain), and the density is
+        its posterior mean: log-mean-exp over the draws.
+
+        Returns
+        -------
+        pandas.Series
+            One value per user of the fitted data (0 for users with no new transition).
+        """
+        users = self.data.users.index
+        missing = users.difference(extended.users.index)
+        if len(missing):
+            raise DataValidationError(
+                f"users {describe_values(missing)} of the fitted data are missing from the "
+                "extended sequences; rule: extend every fitted user's history"
+            )
+        history = self.data.user_counts()
+        new = extended.user_counts(users) - history
+        if (new < 0).any():
+            raise DataValidationError(
+                "extended sequences have fewer transitions than the fitted history for users "
+                f"{describe_values(users[(new < 0).any(axis=(1, 2))])}; rule: the extended "
+                "data contain the fitted periods"
+            )
+        layout = self.layout()
+        forbidden = ((new > 0) & ~layout.allowed[None]).any(axis=(1, 2))
+        if forbidden.any():
+            raise DataValidationError(
+                f"held-out transitions of users {describe_values(users[forbidden])} are not "
+                "in the fitted model's allowed mask; rule: held-out moves must be allowed "
+                "(the model gives them probability 0)"
+            )
+        mean, kappa = self._cell_factories()
+        cells = self.data.users["cell"].to_numpy()
+        allowed = layout.allowed[layout.transient][None, None]
+        result = np.zeros(len(users))
+        for start in range(0, len(users), chunk):
+            rows = slice(start, start + chunk)
+            m = mean[:, cells[rows]]  # draws × users × transient × target
+            n_old = history[rows][:, layout.transient][None]
+            n_new = new[rows][:, layout.transient][None]
+            if self.heterogeneous:
+                k = kappa[:, cells[rows]]
+                a = np.where(allowed, k[..., None] * m, 1.0)
+                per_target = special.gammaln(a + n_old + n_new) - special.gammaln(a + n_old)
+                log_p = np.where(allowed, per_target, 0.0).sum(-1)
+                log_p += special.gammaln(k + n_old.sum(-1))
+                log_p -= special.gammaln(k + n_old.sum(-1) + n_new.sum(-1))
+            else:
+                log_m = np.log(np.where(allowed, m, 1.0))
+                log_p = np.where(allowed, n_new * log_m, 0.0).sum(-1)
+            log_p = log_p.sum(-1)  # draws × users
+            result[rows] = special.logsumexp(log_p, axis=0) - np.log(log_p.shape[0])
+        return pd.Series(result, index=users, name="log_predictive_density")
 
     def _cell_factories(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean rows, concentrations) per posterior draw and cell, as NumPy arrays."""
@@ -437,7 +545,7 @@ class DirichletMarkov(BayesianModel):
             for g in range(groups):
                 base = matrix.isel(chain=c, group=g).transpose("draw", "origin", "target").values
                 dist = p0.isel(chain=c, group=g).transpose("draw", "state").values
-                if heterogeneous:
+                if heterogeneous and self.heterogeneous:
                     dice = np.repeat(base[:, None], users_per_draw, axis=1)
                     a = (
                         kappa.isel(chain=c, group=g).transpose("draw", "origin").values[..., None]
@@ -522,8 +630,9 @@ class DirichletMarkov(BayesianModel):
         layout = self.layout()
         which = rng.integers(matrix.shape[0], size=n_users)
         dice = matrix[which].copy()
-        rows = rng.gamma(a[which])
-        dice[:, layout.transient, :] = rows / rows.sum(-1, keepdims=True)
+        if self.heterogeneous:
+            rows = rng.gamma(a[which])
+            dice[:, layout.transient, :] = rows / rows.sum(-1, keepdims=True)
         if start is None:
             cumulative = initial[which].cumsum(-1)
             state = (rng.random((n_users, 1)) > cumulative).sum(-1)
