@@ -3,6 +3,10 @@
 ``bayesltv example fader-hardie`` fits the embedded Fader & Hardie (2007) data on years
 1..7, prints the parameter summary, and projects survival and retention over years 8..12
 with posterior intervals, next to the held-out truth.
+
+``bayesltv example streaming`` fits the multi-state model to the default simulated
+streaming panel, prints the population transition matrix and a new user's projected plan
+occupancy with intervals.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bayesltv.data import SurvivalData
-from bayesltv.datasets import fader_hardie
-from bayesltv.models import BetaGeometric
+from bayesltv.data import StateSequences, SurvivalData
+from bayesltv.datasets import fader_hardie, simulate_streaming
+from bayesltv.models import BetaGeometric, DirichletMarkov
 from bayesltv.models.base import METHODS
 
 
@@ -74,6 +78,45 @@ def example_fader_hardie(args: argparse.Namespace) -> int:
     return 0
 
 
+def example_streaming(args: argparse.Namespace) -> int:
+    simulation = simulate_streaming(random_seed=args.seed)
+    data = StateSequences.from_panel(
+        simulation.panel,
+        user="user",
+        period="month",
+        state="state",
+        absorbing=["deleted"],
+        covariates=["country"],
+    )
+    print(
+        f"Simulated streaming panel: {data.n_users} users, {len(simulation.panel)} user-months,"
+        f" {len(data.patterns)} unique transition patterns; method={args.method!r}\n"
+    )
+    model = DirichletMarkov().fit(
+        data,
+        method=args.method,
+        draws=args.draws,
+        tune=args.draws,
+        chains=args.chains,
+        random_seed=args.seed,
+    )
+    if not model.convergence.ok:
+        print("Convergence problems:\n- " + "\n- ".join(model.convergence.problems) + "\n")
+    percent = round(100 * args.interval)
+    with pd.option_context("display.width", 140, "display.precision", 3):
+        matrix = model.transition_matrix().mean(("chain", "draw")).isel(group=0)
+        print("Population mean monthly transition matrix (country SE, posterior mean):")
+        print(matrix.to_pandas())
+        occupancy = model.occupancy(horizon=args.horizon, random_seed=args.seed).isel(group=0)
+        table = _interval_table(occupancy.sel(period=args.horizon), args.interval, "share")
+        print(
+            f"\nPlan shares of a new user after {args.horizon} months, "
+            f"{percent}% equal-tailed intervals:"
+        )
+        print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesltv", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     fh.add_argument("--fit-through", type=int, default=7, help="last year used for fitting")
     fh.add_argument("--interval", type=float, default=0.94, help="interval probability")
     fh.set_defaults(run=example_fader_hardie)
+    streaming = datasets.add_parser("streaming", help="simulated streaming-plan panel")
+    streaming.add_argument("--method", choices=METHODS, default="advi")
+    streaming.add_argument("--draws", type=int, default=1000)
+    streaming.add_argument("--chains", type=int, default=4)
+    streaming.add_argument("--seed", type=int, default=0)
+    streaming.add_argument("--horizon", type=int, default=12, help="months to project")
+    streaming.add_argument("--interval", type=float, default=0.94)
+    streaming.set_defaults(run=example_streaming)
     return parser
 
 

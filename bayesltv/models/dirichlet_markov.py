@@ -331,7 +331,8 @@ class DirichletMarkov(BayesianModel):
         layout = self.layout()
         x = xr.DataArray(self.data.encoding.design_for(covariates), coords={"feature": features})
         # Recover free η from the baseline mean rows, shift by the covariates, re-normalise.
-        log_mean = np.log(mean.transpose("chain", "draw", "group", "origin", "target").values)
+        with np.errstate(divide="ignore"):  # disallowed targets: log 0, never used below
+            log_mean = np.log(mean.transpose("chain", "draw", "group", "origin", "target").values)
         origin_position = {int(o): n for n, o in enumerate(layout.transient)}
         rows = np.array([origin_position[int(o)] for o in layout.free_origin])
         reference = layout.reference[layout.free_origin]
