@@ -79,16 +79,45 @@ def default_priors(cohort_prior: str = "hierarchical") -> dict[str, Prior]:
     return {name.replace("logit_mu", "eta"): prior for name, prior in survival.items()}
 
 
+#: Above this, log rising factorials use their asymptotic series: a difference of two
+#: log-gamma values near 1e16 would lose every significant digit.
+LARGE_ARGUMENT = 1e5
+
+
+def log_rising_factorial(x, n):
+    r""":math:`\log \Gamma(x + n) - \log \Gamma(x) = \sum_{r<n} \log(x + r)`, stably.
+
+    For :math:`x >` :data:`LARGE_ARGUMENT` the series
+    :math:`n \log x + \tfrac{n(n-1)}{2x} - \tfrac{n(n-1)(2n-1)}{12 x^2}` is used
+    (error :math:`O(n^4 / x^3)`), so that nearly homogeneous rows (huge κ) keep an accurate,
+    smooth likelihood. Works on PyTensor tensors and NumPy arrays.
+    """
+    if isinstance(x, np.ndarray | float) and isinstance(n, np.ndarray | float | int):
+        where, log, gammaln = np.where, np.log, special.gammaln
+        small_x = np.minimum(x, LARGE_ARGUMENT)
+        large_x = np.maximum(x, LARGE_ARGUMENT)
+    else:
+        where, log, gammaln = pt.switch, pt.log, pt.gammaln
+        small_x = pt.minimum(x, LARGE_ARGUMENT)
+        large_x = pt.maximum(x, LARGE_ARGUMENT)
+    exact = gammaln(small_x + n) - gammaln(small_x)
+    series = (
+        n * log(large_x)
+        + n * (n - 1) / (2 * large_x)
+        - n * (n - 1) * (2 * n - 1) / (12 * large_x**2)
+    )
+    return where(x > LARGE_ARGUMENT, series, exact)
+
+
 def dirichlet_multinomial_logp(value, kappa, a, allowed, weight):
     """Weighted Dirichlet-multinomial log-likelihood of each pattern's counts (no coefficient).
 
-    ``a`` is only used where ``allowed`` (disallowed entries are replaced by 1 before the
-    log-gamma so that gradients stay finite).
+    ``a`` is only used where ``allowed`` (disallowed entries are replaced by 1 so that
+    gradients stay finite).
     """
     a_safe = pt.switch(allowed, a, 1.0)
-    per_target = pt.switch(allowed, pt.gammaln(a_safe + value) - pt.gammaln(a_safe), 0.0)
-    total = value.sum(axis=-1)
-    return weight * (pt.gammaln(kappa) - pt.gammaln(kappa + total) + per_target.sum(axis=-1))
+    per_target = pt.switch(allowed, log_rising_factorial(a_safe, value), 0.0)
+    return weight * (per_target.sum(axis=-1) - log_rising_factorial(kappa, value.sum(axis=-1)))
 
 
 def multinomial_logp(value, log_m, allowed, weight):
@@ -470,11 +499,10 @@ class DirichletMarkov(BayesianModel):
             n_new = new[rows][:, layout.transient][None]
             if self.heterogeneous:
                 k = kappa[:, cells[rows]]
-                a = np.where(allowed, k[..., None] * m, 1.0)
-                per_target = special.gammaln(a + n_old + n_new) - special.gammaln(a + n_old)
+                a = np.where(allowed, k[..., None] * m, 1.0) + n_old
+                per_target = log_rising_factorial(a, n_new.astype(float))
                 log_p = np.where(allowed, per_target, 0.0).sum(-1)
-                log_p += special.gammaln(k + n_old.sum(-1))
-                log_p -= special.gammaln(k + n_old.sum(-1) + n_new.sum(-1))
+                log_p -= log_rising_factorial(k + n_old.sum(-1), n_new.sum(-1).astype(float))
             else:
                 log_m = np.log(np.where(allowed, m, 1.0))
                 log_p = np.where(allowed, n_new * log_m, 0.0).sum(-1)
