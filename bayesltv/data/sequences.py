@@ -170,12 +170,23 @@ class StateSequences:
 
         same_user = ~first_row[1:]
         step = p[1:] - p[:-1]
+        # the period values as given (dates, Periods), for messages; p holds their numbers
+        shown = sorted_df[period].array
+        repeated = same_user & (step == 0)
+        if repeated.any():
+            at = np.flatnonzero(repeated)[0]
+            raise DataValidationError(
+                f"column {period!r}: user {_plain(user_ids[u[at]])!r} has rows at {shown[at]} and "
+                f"{shown[at + 1]}, the same period ({int(repeated.sum())} such row(s) in all); "
+                f"rule: one row per {user}, {period} (dates are counted in calendar months)"
+            )
         after_absorbing = same_user & np.isin(s[:-1], names.get_indexer(list(absorbing)))
         if after_absorbing.any():
             at = np.flatnonzero(after_absorbing)[0]
             raise DataValidationError(
-                f"column {state!r}: user {user_ids[u[at]]!r} has a row at {period} {p[at + 1]} "
-                f"after the absorbing state {names[s[at]]!r} at {period} {p[at]} "
+                f"column {state!r}: user {_plain(user_ids[u[at]])!r} has a row at {period} "
+                f"{shown[at + 1]} after the absorbing state {names[s[at]]!r} at {period} "
+                f"{shown[at]} "
                 f"({int(after_absorbing.sum())} such row(s) in all); rule: an absorbing state "
                 "is a user's last row"
             )
@@ -183,15 +194,17 @@ class StateSequences:
         if gap.any() and not split_gaps:
             at = np.flatnonzero(gap)[0]
             raise DataValidationError(
-                f"column {period!r}: user {user_ids[u[at]]!r} jumps from {p[at]} to {p[at + 1]} "
-                f"({int(gap.sum())} gap(s) in all); rule: a user's periods are consecutive "
-                "(pass split_gaps=True to count no transition across gaps)"
+                f"column {period!r}: user {_plain(user_ids[u[at]])!r} jumps from {shown[at]} to "
+                f"{shown[at + 1]} ({int(gap.sum())} gap(s) in all); rule: a user's periods are "
+                "consecutive (pass split_gaps=True to count no transition across gaps)"
             )
         moves = same_user & (step == 1)
         origin, target, mover = s[:-1][moves], s[1:][moves], u[:-1][moves]
 
         mask = _allowed_mask(allowed, names, absorbing, origin, target)
-        _require_allowed(mask, origin, target, mover, p[:-1][moves], user_ids, names, period)
+        _require_allowed(
+            mask, origin, target, mover, shown[:-1][moves], user_ids, names, period, state
+        )
 
         first_df = sorted_df[first_row]
         groups = Groups.from_column(first_df, cohort, ordered=True)
@@ -262,6 +275,8 @@ class StateSequences:
             ids, paths = list(sequences), list(sequences.values())
         else:
             ids, paths = list(range(len(sequences))), list(sequences)
+        if not paths:
+            raise DataValidationError("no sequences given; rule: at least one user")
         lengths = np.array([len(path) for path in paths], dtype=np.int64)
         if (lengths == 0).any():
             empty = [ids[i] for i in np.flatnonzero(lengths == 0)]
@@ -354,9 +369,11 @@ class StateSequences:
                 "that were read"
             )
         index = self.user_patterns[rows]
-        table = self.patterns[self.count_columns].to_numpy()
-        counts = np.where(index[..., None] >= 0, table[np.maximum(index, 0)], 0)
-        return counts
+        # a zero row at the end: index −1 (the user never left that state) picks it
+        table = np.vstack(
+            [self.patterns[self.count_columns].to_numpy(), np.zeros((1, self.n_states), int)]
+        )
+        return table[index]
 
 
 def _state_names(df: pd.DataFrame, column: str, states: Sequence[str] | None) -> pd.Index:
@@ -391,11 +408,16 @@ def _require_constant_within_user(
     changed = np.r_[False, values[1:] != values[:-1]] & ~first_row
     if changed.any():
         at = np.flatnonzero(changed)[0]
+        before, after = sorted_df[column].iloc[[at - 1, at]].tolist()
         raise DataValidationError(
-            f"column {column!r} changes within user {sorted_df[user].iloc[at]!r} (from "
-            f"{values[at - 1]!r} to {values[at]!r}); rule: cohort and covariates are constant "
-            "within a user"
+            f"column {column!r} changes within user {_plain(sorted_df[user].iloc[at])!r} (from "
+            f"{before!r} to {after!r}); rule: cohort and covariates are constant within a user"
         )
+
+
+def _plain(value):
+    """A NumPy number or string as the Python value it holds: messages read 7, not np.int64(7)."""
+    return value.item() if isinstance(value, np.number | np.bool_ | np.str_) else value
 
 
 def _allowed_mask(
@@ -429,8 +451,18 @@ def _allowed_mask(
             mask[rows[0], rows[1:]] = True
     else:
         frame = allowed if isinstance(allowed, pd.DataFrame) else None
+        if frame is not None:
+            labels = frame.index.append(frame.columns)
+            bad = labels[~labels.isin(names)].unique()
+            if len(bad):
+                raise DataValidationError(
+                    f"allowed mask names unknown state(s) {describe_values(bad)}; rule: "
+                    f"states are {describe_values(names)}"
+                )
         array = np.asarray(
-            allowed.reindex(index=names, columns=names) if frame is not None else allowed
+            allowed.reindex(index=names, columns=names, fill_value=False)
+            if frame is not None
+            else allowed
         )
         if array.shape != (k, k):
             raise DataValidationError(
@@ -450,7 +482,9 @@ def _allowed_mask(
     return pd.DataFrame(mask, index=names.rename("origin"), columns=names.rename("target"))
 
 
-def _require_allowed(mask, origin, target, mover, period_from, user_ids, names, period) -> None:
+def _require_allowed(
+    mask, origin, target, mover, period_from, user_ids, names, period, state
+) -> None:
     forbidden = ~mask.to_numpy()[origin, target]
     if forbidden.any():
         at = np.flatnonzero(forbidden)[0]
@@ -463,9 +497,9 @@ def _require_allowed(mask, origin, target, mover, period_from, user_ids, names, 
             )
         )
         raise DataValidationError(
-            f"transition(s) {describe_values(kinds)} are not allowed (first: user "
-            f"{user_ids[mover[at]]!r} at {period} {period_from[at]}); rule: transitions must be "
-            "in the allowed mask"
+            f"column {state!r} has transition(s) {describe_values(kinds)} not allowed (first: "
+            f"user {_plain(user_ids[mover[at]])!r} at {period} {period_from[at]}); rule: "
+            "transitions must be in the allowed mask"
         )
 
 

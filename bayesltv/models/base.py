@@ -23,6 +23,7 @@ from pymc_extras.prior import Prior
 
 from bayesltv.diagnostics import ConvergenceReport, check_nuts
 from bayesltv.errors import ConvergenceWarning
+from bayesltv.priors import check_cohort_prior, merge_priors, resolve_cohort_prior
 
 Method = Literal["nuts", "advi", "fullrank_advi", "map"]
 Sampler = Literal["pymc", "nutpie", "numpyro"] | None
@@ -41,20 +42,56 @@ class BayesianModel(ABC):
 
     #: Deterministic variables reported by :meth:`summary` (one entry per group).
     summary_vars: tuple[str, ...] = ()
+    #: The validated data type the model fits, and how users build it (for error messages).
+    data_type: type = object
+    data_constructors: str = ""
 
-    def __init__(self, priors: Mapping[str, Prior] | None = None) -> None:
+    def __init__(
+        self,
+        cohort_prior: str | None = None,
+        priors: Mapping[str, Prior] | None = None,
+        centered: bool | Mapping[str, bool] | None = None,
+    ) -> None:
+        check_cohort_prior(cohort_prior)
+        self.cohort_prior = cohort_prior
         self.priors = dict(priors or {})
+        merge_priors(self.default_priors(), self.priors)  # fail early on unknown names
+        self.centered = centered
         self._fitted: dict[str, Any] = {}
 
+    def __repr__(self) -> str:
+        config = {
+            name: ({k: v.to_dict() for k, v in value.items()} if name == "priors" else value)
+            for name, value in vars(self).items()
+            if not name.startswith("_")
+        }
+        arguments = ", ".join(f"{name}={value!r}" for name, value in config.items())
+        return f"{type(self).__name__}({arguments})"
+
     # -- to implement ------------------------------------------------------------------
+
+    @staticmethod
+    @abstractmethod
+    def default_priors(cohort_prior: str = "hierarchical") -> dict[str, Prior]:
+        """Default priors by name for the given group prior."""
 
     @abstractmethod
     def build_model(self, data) -> pm.Model:
         """The PyMC model of ``data`` (validated input of the family's data type)."""
 
     def prepare(self, data):
-        """Check ``data`` and adapt it to this model's configuration (default: as is)."""
+        """Check that ``data`` is of :attr:`data_type` (subclasses may also adapt it)."""
+        if not isinstance(data, self.data_type):
+            raise TypeError(
+                f"{type(self).__name__} fits {self.data_type.__name__}, got "
+                f"{type(data).__name__}; build it with {self.data_constructors}"
+            )
         return data
+
+    def group_priors(self, groups) -> tuple[str, dict[str, Prior]]:
+        """The group prior for these groups, and the priors with the user's overrides."""
+        kind = resolve_cohort_prior(self.cohort_prior, groups)
+        return kind, merge_priors(self.default_priors(kind), self.priors)
 
     # -- fitted state ------------------------------------------------------------------
 

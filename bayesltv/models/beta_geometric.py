@@ -40,12 +40,9 @@ from bayesltv.distributions import ShiftedBetaGeometric, sbg_logpmf, sbg_logsf, 
 from bayesltv.models.base import BayesianModel
 from bayesltv.priors import (
     GROUP_SIGMA_SCALE,
-    check_cohort_prior,
     group_coords,
     is_centered,
     linear_predictor,
-    merge_priors,
-    resolve_cohort_prior,
 )
 
 
@@ -121,35 +118,25 @@ class BetaGeometric(BayesianModel):
 
     summary_vars = ("alpha", "beta", "mu", "kappa")
 
+    data_type = SurvivalData
+    data_constructors = "SurvivalData.from_users(...) or SurvivalData.from_survivors(...)"
+    default_priors = staticmethod(default_priors)
+
     def __init__(
         self,
         cohort_prior: str | None = None,
         covariates: Sequence[str] | None = None,
         priors: Mapping[str, Prior] | None = None,
-        centered: bool | None = None,
+        centered: bool | Mapping[str, bool] | None = None,
     ) -> None:
-        super().__init__(priors)
-        self.centered = centered
-        merge_priors(default_priors(), self.priors)  # fail early on unknown prior names
-        check_cohort_prior(cohort_prior)
-        self.cohort_prior = cohort_prior
+        super().__init__(cohort_prior, priors, centered)
         self.covariates = None if covariates is None else list(covariates)
-
-    def __repr__(self) -> str:
-        return (
-            f"BetaGeometric(cohort_prior={self.cohort_prior!r}, covariates={self.covariates!r}, "
-            f"priors={ {k: v.to_dict() for k, v in self.priors.items()} })"
-        )
 
     # -- model ---------------------------------------------------------------------------
 
     def prepare(self, data: SurvivalData) -> SurvivalData:
         """The data restricted to this model's covariates."""
-        if not isinstance(data, SurvivalData):
-            raise TypeError(
-                f"BetaGeometric fits SurvivalData, got {type(data).__name__}; build it with "
-                "SurvivalData.from_users(...) or SurvivalData.from_survivors(...)"
-            )
+        data = super().prepare(data)
         if self.covariates is None:
             return data
         return data.with_covariates(self.covariates)
@@ -157,8 +144,7 @@ class BetaGeometric(BayesianModel):
     def build_model(self, data: SurvivalData) -> pm.Model:
         data = self.prepare(data)
         groups = data.groups
-        kind = resolve_cohort_prior(self.cohort_prior, groups)
-        priors = merge_priors(default_priors(kind), self.priors)
+        kind, priors = self.group_priors(groups)
         features = data.encoding.features
         coords = {**group_coords(groups), "feature": features, "count": list(COUNT_COLUMNS)}
         cell_group = data.cells[GROUP_CODE].to_numpy()

@@ -55,12 +55,9 @@ from bayesltv.errors import DataValidationError
 from bayesltv.models.base import BayesianModel
 from bayesltv.models.beta_geometric import default_priors as survival_priors
 from bayesltv.priors import (
-    check_cohort_prior,
     group_coords,
     is_centered,
     linear_predictor,
-    merge_priors,
-    resolve_cohort_prior,
 )
 
 #: Mean rows (η) are pinned down by the share of moves, so their group effects are centred;
@@ -206,6 +203,10 @@ class DirichletMarkov(BayesianModel):
         the same matrix :math:`m` (the limit κ → ∞), a baseline to compare against.
     """
 
+    data_type = StateSequences
+    data_constructors = "StateSequences.from_panel(...) or StateSequences.from_sequences(...)"
+    default_priors = staticmethod(default_priors)
+
     def __init__(
         self,
         cohort_prior: str | None = None,
@@ -213,11 +214,7 @@ class DirichletMarkov(BayesianModel):
         centered: bool | Mapping[str, bool] | None = None,
         heterogeneous: bool = True,
     ) -> None:
-        super().__init__(priors)
-        merge_priors(default_priors(), self.priors)
-        check_cohort_prior(cohort_prior)
-        self.cohort_prior = cohort_prior
-        self.centered = centered
+        super().__init__(cohort_prior, priors, centered)
         self.heterogeneous = heterogeneous
 
     @property
@@ -226,22 +223,7 @@ class DirichletMarkov(BayesianModel):
             return ("transition_mean", "concentration")
         return ("transition_mean",)
 
-    def __repr__(self) -> str:
-        priors = {k: v.to_dict() for k, v in self.priors.items()}
-        return (
-            f"DirichletMarkov(cohort_prior={self.cohort_prior!r}, priors={priors}, "
-            f"heterogeneous={self.heterogeneous})"
-        )
-
     # -- model ---------------------------------------------------------------------------
-
-    def prepare(self, data: StateSequences) -> StateSequences:
-        if not isinstance(data, StateSequences):
-            raise TypeError(
-                f"DirichletMarkov fits StateSequences, got {type(data).__name__}; build it "
-                "with StateSequences.from_panel(...) or StateSequences.from_sequences(...)"
-            )
-        return data
 
     def layout(self, data: StateSequences | None = None) -> TransitionLayout:
         data = self.data if data is None else data
@@ -251,8 +233,7 @@ class DirichletMarkov(BayesianModel):
         data = self.prepare(data)
         layout = self.layout(data)
         groups = data.groups
-        kind = resolve_cohort_prior(self.cohort_prior, groups)
-        priors = merge_priors(default_priors(kind), self.priors)
+        kind, priors = self.group_priors(groups)
         features = data.encoding.features
         states = list(data.states)
         coords = {
