@@ -291,6 +291,7 @@ class StateSequences:
                 "state": np.concatenate([np.asarray(path, dtype=object) for path in paths]),
             }
         )
+        row_user = np.repeat(np.arange(len(paths)), lengths)  # each panel row's user position
         columns: list[str] = []
         if covariates is not None:
             if len(covariates) != len(paths):
@@ -300,14 +301,15 @@ class StateSequences:
                 )
             columns = list(covariates.columns)
             for column in columns:
-                panel[column] = np.repeat(covariates[column].to_numpy(), lengths)
+                # take from the pandas array: a Categorical keeps its levels and their order
+                panel[column] = covariates[column].array.take(row_user)
         if cohort is not None:
             if len(cohort) != len(paths):
                 raise DataValidationError(
                     f"cohort has {len(cohort)} labels for {len(paths)} sequences; rule: one "
                     "label per user"
                 )
-            panel["cohort"] = np.repeat(np.asarray(cohort), lengths)
+            panel["cohort"] = pd.Series(cohort).array.take(row_user)
         return cls.from_panel(
             panel,
             user="user",
@@ -354,10 +356,28 @@ class StateSequences:
         return totals
 
     def never_seen(self) -> pd.DataFrame:
-        """Allowed transitions never observed: a table of (origin, target)."""
+        """Transitions out of non-absorbing states never observed, and whether allowed.
+
+        With an inferred mask the rows with ``allowed`` False are exactly the transitions
+        the model treats as impossible because the data never show them; with a given mask
+        the rows with ``allowed`` True are possible moves the data say nothing about.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``origin``, ``target``, ``allowed``.
+        """
         counts = self.transition_counts().to_numpy()
-        origin, target = np.nonzero(self.allowed.to_numpy() & (counts == 0))
-        return pd.DataFrame({"origin": self.states[origin], "target": self.states[target]})
+        unseen = counts == 0
+        unseen[self.states.get_indexer(list(self.absorbing))] = False
+        origin, target = np.nonzero(unseen)
+        return pd.DataFrame(
+            {
+                "origin": self.states[origin],
+                "target": self.states[target],
+                "allowed": self.allowed.to_numpy()[origin, target],
+            }
+        )
 
     def user_counts(self, users: Sequence | None = None) -> np.ndarray:
         """Transition counts per user (users × origin × target) for the given user ids."""
