@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from pymc_extras.prior import Prior
 from scipy import special
 
 import bayesltv as bl
@@ -162,7 +163,13 @@ def test_two_state_model_has_the_sbg_likelihood():
 def test_two_state_fits_agree_with_the_sbg():
     survival, sequences = _two_state_data()
     sbg = bl.BetaGeometric(cohort_prior="independent").fit(survival, method="map")
-    dm = bl.DirichletMarkov(cohort_prior="independent").fit(sequences, method="map")
+    sbg_priors = {
+        "eta_intercept": Prior("Normal", mu=0, sigma=1.5),
+        "log_kappa_intercept": Prior("Normal", mu=1, sigma=1.5),
+    }
+    dm = bl.DirichletMarkov(cohort_prior="independent", priors=sbg_priors).fit(
+        sequences, method="map"
+    )
     mean = dm.idata["posterior"]["transition_mean"].sel(origin="active")
     kappa = dm.idata["posterior"]["concentration"].sel(origin="active")
     alpha = (kappa * mean.sel(target="churned")).values.ravel()

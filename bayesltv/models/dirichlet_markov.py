@@ -33,7 +33,7 @@ learned from the first observed state of each user.
 With two states {active, churned}, churned absorbing, this is the shifted beta-geometric
 model: :math:`\alpha = a_{\text{active},\text{churned}}`,
 :math:`\beta = a_{\text{active},\text{active}}`, and :math:`\eta_{\text{active}\to\text{churned}}
-= \operatorname{logit}\mu` with the same default priors as :class:`~bayesltv.BetaGeometric`.
+= \operatorname{logit}\mu` (with the same priors, see :func:`default_priors`).
 """
 
 from __future__ import annotations
@@ -66,14 +66,27 @@ CENTERED_BY_DEFAULT = frozenset({"eta"})
 
 
 def default_priors(cohort_prior: str = "hierarchical") -> dict[str, Prior]:
-    """The sBG's defaults with η in the role of logit μ and log κ in that of log κ.
+    """Weakly informative defaults for monthly plan transitions.
 
-    ``eta_intercept`` ~ Normal(0, 1.5) for each log-odds of a move against the reference
-    target; ``log_kappa_intercept`` ~ Normal(1, 1.5) per origin state; group sigmas and
-    covariate coefficients as in :func:`bayesltv.models.beta_geometric.default_priors`.
+    - ``eta_intercept`` ~ Normal(−2, 2) for each log-odds of a move against the reference
+      target (staying): a single move's monthly probability, relative to staying, between
+      about 0.3% and 85% with 94% prior probability — plan changes are rare events.
+    - ``log_kappa_intercept`` ~ Normal(1.5, 2) per origin state: κ between 0.1 and 200,
+      from very heterogeneous users to nearly identical ones.
+    - Group sigmas and covariate coefficients as in
+      :func:`bayesltv.models.beta_geometric.default_priors` (``eta_*`` for ``logit_mu_*``).
+
+    For the two-state model to reproduce :class:`~bayesltv.BetaGeometric` exactly, pass the
+    sBG's priors: ``{"eta_intercept": Prior("Normal", mu=0, sigma=1.5),
+    "log_kappa_intercept": Prior("Normal", mu=1, sigma=1.5)}``.
     """
-    survival = survival_priors(cohort_prior)
-    return {name.replace("logit_mu", "eta"): prior for name, prior in survival.items()}
+    priors = {
+        name.replace("logit_mu", "eta"): prior
+        for name, prior in survival_priors(cohort_prior).items()
+    }
+    priors["eta_intercept"] = Prior("Normal", mu=-2.0, sigma=2.0)
+    priors["log_kappa_intercept"] = Prior("Normal", mu=1.5, sigma=2.0)
+    return priors
 
 
 #: Above this, log rising factorials use their asymptotic series: a difference of two
