@@ -1,0 +1,475 @@
+r"""Lifetime value under the Dirichlet multi-state model.
+
+A user in state :math:`s` with transition counts :math:`n` so far has, for one posterior
+draw of the factories, own dice with rows :math:`P_i \sim \mathrm{Dirichlet}(a_i + n_i)`
+(conjugacy). Given the dice, the state distribution :math:`k` periods ahead is
+:math:`e_s P^k`, and the expected discounted value is
+
+.. math:: V(P) = \sum_{k=1}^{H} \delta^k \, e_s P^k r_k
+
+(plus :math:`r_0(s)` with ``include_current``). Because the same user keeps the same dice,
+:math:`E[P^k] \ne (E P)^k`: plugging the mean matrix in ignores that sticky users stay
+sticky. The expectation over the own dice has no closed form, so for each posterior draw it
+is a Monte Carlo average over ``dice_per_draw`` sampled dice (the path is integrated
+exactly); one path per sampled die gives the predictive layer.
+
+The expected layer's per-draw values carry Monte Carlo noise of variance
+:math:`s^2_d / M` (:math:`s^2_d`: variance of :math:`V(P)` over the own dice, :math:`M`
+dice per draw); the reported expected-layer sd subtracts it, while its HDI is that of the
+noisy per-draw averages (slightly wide for small :math:`M`).
+
+Users sharing cell, current state and counts are valued once (a *unit*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from bayesltv.data.groups import GROUP_CODE
+from bayesltv.data.sequences import StateSequences
+from bayesltv.value.result import (
+    LTVResult,
+    ValueAccumulator,
+    hdi_bounds,
+)
+from bayesltv.value.rewards import (
+    check_horizon,
+    discount_factors,
+    state_rewards,
+)
+
+#: Lanes (unit × draw × die) simulated at once; bounds memory to ~100 MB for 7 states.
+LANES_PER_CHUNK = 100_000
+
+
+class DiceFactories:
+    """Posterior draws of the Dirichlet parameters :math:`a = \\kappa m` per cell of ``data``.
+
+    ``a`` has shape (draws, cells, transient origins, states); disallowed targets hold 0.
+    """
+
+    def __init__(self, model, data: StateSequences, max_draws: int | None) -> None:
+        layout = model.layout()
+        self.transient = layout.transient
+        self.allowed = layout.allowed[layout.transient]
+        cells = data.cells
+        fitted = model.data
+        per_cell = []
+        samples = None
+        for cell in range(len(cells)):
+            covariates = {c: cells[c].iloc[cell] for c in data.encoding.columns}
+            label = data.groups.labels[int(cells[GROUP_CODE].iloc[cell])]
+            group = int(fitted.groups.codes(pd.Series([label]))[0])
+            mean, kappa = model.factory(covariates)
+            mean = mean.isel(group=group).stack(sample=("chain", "draw"))
+            kappa = kappa.isel(group=group).stack(sample=("chain", "draw"))
+            keep = _thin(mean.sizes["sample"], max_draws)
+            samples = mean.indexes["sample"][keep]
+            m = mean.transpose("sample", "origin", "target").values[keep]
+            k = kappa.transpose("sample", "origin").values[keep]
+            per_cell.append(m * k[..., None] if model.heterogeneous else m)
+        self.samples = samples
+        self.a = np.stack(per_cell, axis=1)
+        self.heterogeneous = model.heterogeneous
+
+    def dice(self, cell: np.ndarray, sample: np.ndarray, counts, rng) -> np.ndarray:
+        """One own-dice draw per lane: rows over transient origins (lanes, T, states)."""
+        a = self.a[sample, cell]
+        if not self.heterogeneous:
+            return a  # the homogeneous chain: every user moves with the mean rows
+        gamma = rng.gamma(np.where(self.allowed, a + counts, 1.0))
+        gamma = np.where(self.allowed, gamma, 0.0)
+        return gamma / gamma.sum(axis=-1, keepdims=True)
+
+
+def _thin(n: int, max_draws: int | None) -> np.ndarray:
+    if max_draws is None or n <= max_draws:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_draws).astype(int))
+
+
+def full_matrices(rows: np.ndarray, transient: np.ndarray, n_states: int) -> np.ndarray:
+    """Transition matrices (lanes, K, K) from transient rows; absorbing rows are identity."""
+    matrices = np.zeros((len(rows), n_states, n_states))
+    matrices[:, np.arange(n_states), np.arange(n_states)] = 1.0
+    matrices[:, transient, :] = rows
+    return matrices
+
+
+def lane_values(matrices: np.ndarray, start: np.ndarray, weights: np.ndarray, rng):
+    r"""Expected value over paths and one sampled path's value, per lane.
+
+    ``weights[k, s]`` is :math:`\delta^k r_k(s)` (:math:`k = 0..H`).
+    """
+    lanes, n_states = len(start), matrices.shape[-1]
+    index = np.arange(lanes)
+    occupancy = np.zeros((lanes, n_states))
+    occupancy[index, start] = 1.0
+    expected = weights[0, start].copy()
+    state = start.copy()
+    realised = weights[0, start].copy()
+    for k in range(1, len(weights)):
+        occupancy = np.einsum("ls,lst->lt", occupancy, matrices)
+        expected += occupancy @ weights[k]
+        cumulative = np.cumsum(matrices[index, state], axis=-1)
+        state = np.minimum((rng.random((lanes, 1)) > cumulative).sum(-1), n_states - 1)
+        realised += weights[k, state]
+    return expected, realised
+
+
+def discounted_state_rewards(rewards, states, discount_rate, horizon, include_current):
+    horizon = check_horizon(horizon)
+    weights = state_rewards(rewards, list(states), horizon)
+    weights = weights * discount_factors(discount_rate, horizon)[:, None]
+    if not include_current:
+        weights[0] = 0.0
+    return weights
+
+
+def score_lanes(
+    factories: DiceFactories,
+    cells: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    weights: np.ndarray,
+    dice_per_draw: int,
+    rng,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit and draw: mean over dice of the expected value, its variance over the dice,
+    and the sampled paths' values (units, draws, dice)."""
+    n_samples = len(factories.samples)
+    n_states = weights.shape[1]
+    shape = (len(cells), n_samples, dice_per_draw)
+    unit = np.repeat(np.arange(len(cells)), n_samples * dice_per_draw)
+    sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), len(cells))
+    rows = factories.dice(cells[unit], sample, counts[unit][:, factories.transient], rng)
+    matrices = full_matrices(rows, factories.transient, n_states)
+    expected, realised = lane_values(matrices, starts[unit], weights, rng)
+    expected = expected.reshape(shape)
+    spread = expected.var(axis=-1, ddof=1) if dice_per_draw > 1 else np.zeros(shape[:2])
+    return expected.mean(axis=-1), spread, realised.reshape(shape)
+
+
+def accumulate(
+    accumulator: ValueAccumulator,
+    units: np.ndarray,
+    strata: np.ndarray,
+    users: np.ndarray,
+    mean: np.ndarray,
+    dice_spread: np.ndarray,
+    realised: np.ndarray,
+    dice_per_draw: int,
+) -> None:
+    """Add scored units: within-draw variance from the sampled paths, and the sd of the
+    expected layer corrected for the Monte Carlo noise of the dice average."""
+    within = realised.var(axis=-1, ddof=1) if dice_per_draw > 1 else None
+    pooled = realised.reshape(len(units), -1)
+    if within is None:  # one die per draw: spread the pooled within-draw variance evenly
+        within = np.repeat(
+            np.maximum(pooled.var(axis=-1) - mean.var(axis=-1), 0.0)[:, None], mean.shape[1], 1
+        )
+    accumulator.add(units, strata, users, mean, within, hdi_bounds(pooled, accumulator.hdi_prob))
+    noise = dice_spread.mean(axis=-1) / dice_per_draw
+    sd = np.sqrt(np.maximum(mean.var(axis=-1) - noise, 0.0))
+    accumulator.stats[units, 1] = sd
+
+
+def multistate_ltv(
+    model,
+    data: StateSequences,
+    rewards,
+    discount_rate: float,
+    horizon: int,
+    include_current: bool,
+    hdi_prob: float,
+    keep_draws: bool,
+    max_draws: int | None,
+    dice_per_draw: int,
+    random_seed,
+) -> LTVResult:
+    """Residual value of every user of ``data`` (see :meth:`DirichletMarkov.ltv`)."""
+    data = model.prepare(data)
+    rng = np.random.default_rng(random_seed)
+    states = data.states
+    weights = discounted_state_rewards(rewards, states, discount_rate, horizon, include_current)
+    factories = DiceFactories(model, data, max_draws)
+    users = data.users
+    state = states.get_indexer(users["last_state"])
+    cell = users["cell"].to_numpy()
+    active = ~np.isin(state, states.get_indexer(list(data.absorbing)))
+    keys = np.column_stack([cell, state, data.user_patterns])[active]
+    unique_keys, representative, unit_of_active = np.unique(
+        keys, axis=0, return_index=True, return_inverse=True
+    )
+    n_units = len(unique_keys)
+    unit_cell, unit_state = unique_keys[:, 0], unique_keys[:, 1]
+    unit_users = np.bincount(unit_of_active.ravel(), minlength=n_units)
+    unit_counts = data.user_counts(users.index[np.flatnonzero(active)[representative]])
+    stratum = unit_cell * len(states) + unit_state
+    accumulator = ValueAccumulator(
+        n_units, len(data.cells) * len(states), len(factories.samples), hdi_prob, keep_draws
+    )
+    per_chunk = max(1, LANES_PER_CHUNK // (len(factories.samples) * dice_per_draw))
+    for start in range(0, n_units, per_chunk):
+        chunk = np.arange(start, min(start + per_chunk, n_units))
+        mean, spread, realised = score_lanes(
+            factories,
+            unit_cell[chunk],
+            unit_state[chunk],
+            unit_counts[chunk],
+            weights,
+            dice_per_draw,
+            rng,
+        )
+        accumulate(
+            accumulator,
+            chunk,
+            stratum[chunk],
+            unit_users[chunk],
+            mean,
+            spread,
+            realised,
+            dice_per_draw,
+        )
+    strata = _strata(data)
+    strata["users"] = np.bincount(stratum, weights=unit_users, minlength=len(strata)).astype(
+        np.int64
+    )
+    units = pd.DataFrame(
+        {"stratum": stratum, "state": states[unit_state], "users": unit_users},
+        index=pd.RangeIndex(n_units, name="unit"),
+    )
+    unit_of_user = np.full(len(users), -1)
+    unit_of_user[active] = unit_of_active.ravel()
+    user_table = pd.DataFrame(
+        {
+            "group": data.groups.labels[data.cells[GROUP_CODE].to_numpy()[cell]],
+            "state": users["last_state"].to_numpy(),
+            "unit": unit_of_user,
+        },
+        index=users.index,
+    )
+    settings = _settings(model, data, discount_rate, horizon, include_current, dice_per_draw)
+    return LTVResult.from_accumulator(
+        accumulator, strata, units, user_table, factories.samples, settings
+    )
+
+
+def state_values(
+    model,
+    rewards,
+    discount_rate: float,
+    horizon: int,
+    include_current: bool,
+    covariates: Mapping | None,
+    max_draws: int | None,
+    dice_per_draw: int,
+    random_seed,
+):
+    """Per group, draw and die: the value of a new user starting in each state.
+
+    Returns the expected values and one sampled path's value, both (groups, draws, dice,
+    states), with common random numbers across starting states, and the factories.
+    """
+    data = model.data
+    rng = np.random.default_rng(random_seed)
+    states = data.states
+    weights = discounted_state_rewards(rewards, states, discount_rate, horizon, include_current)
+    data.encoding.design_for(covariates)  # unknown covariates or levels are an error
+    cells = pd.DataFrame(
+        {GROUP_CODE: np.arange(data.groups.size)},
+        index=pd.RangeIndex(data.groups.size, name="cell"),
+    )
+    for column, level in {**data.encoding.reference(), **(covariates or {})}.items():
+        cells[column] = level
+    factories = DiceFactories(model, _with_cells(data, cells), max_draws)
+    n_samples, k = len(factories.samples), len(states)
+    group = np.repeat(np.arange(data.groups.size), n_samples * dice_per_draw)
+    sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), data.groups.size)
+    rows = factories.dice(group, sample, 0.0, rng)
+    matrices = full_matrices(rows, factories.transient, k)
+    lanes = len(group)
+    start = np.tile(np.arange(k), lanes)
+    expected, realised = lane_values(np.repeat(matrices, k, axis=0), start, weights, rng)
+    shape = (data.groups.size, n_samples, dice_per_draw, k)
+    return expected.reshape(shape), realised.reshape(shape), factories
+
+
+def _with_cells(data: StateSequences, cells: pd.DataFrame) -> StateSequences:
+    return replace(data, cells=cells)
+
+
+def _strata(data: StateSequences) -> pd.DataFrame:
+    """(cell, state) strata: ``group``, covariates and ``state``."""
+    k = data.n_states
+    cells = data.cells.loc[np.repeat(data.cells.index, k)].reset_index(drop=True)
+    strata = pd.DataFrame({"group": data.groups.labels[cells[GROUP_CODE].to_numpy()]})
+    for column in data.encoding.columns:
+        strata[column] = cells[column].to_numpy()
+    strata["state"] = np.tile(np.asarray(data.states), len(data.cells))
+    return strata
+
+
+def _settings(model, data, discount_rate, horizon, include_current, dice_per_draw) -> dict:
+    return {
+        "discount_rate": discount_rate,
+        "horizon": horizon,
+        "include_current": include_current,
+        "dice_per_draw": dice_per_draw if model.heterogeneous else None,
+        "group_column": data.groups.column,
+    }
+
+
+def value_function(
+    model,
+    rewards,
+    discount_rate,
+    horizon,
+    include_current,
+    covariates,
+    hdi_prob,
+    max_draws,
+    dice_per_draw,
+    random_seed,
+) -> LTVResult:
+    """V(s) of a new user starting in each state, per group (see
+    :meth:`DirichletMarkov.value_function`)."""
+    expected, realised, factories = state_values(
+        model,
+        rewards,
+        discount_rate,
+        horizon,
+        include_current,
+        covariates,
+        max_draws,
+        dice_per_draw,
+        random_seed,
+    )
+    groups, states = model.data.groups.labels, model.data.states
+    n_groups, n_samples, _, k = expected.shape
+    # one unit per (group, state), group-major
+    expected = np.moveaxis(expected, -1, 1).reshape(n_groups * k, n_samples, dice_per_draw)
+    realised = np.moveaxis(realised, -1, 1).reshape(n_groups * k, n_samples, dice_per_draw)
+    units = np.arange(n_groups * k)
+    accumulator = ValueAccumulator(len(units), len(units), n_samples, hdi_prob, False)
+    spread = expected.var(axis=-1, ddof=1) if dice_per_draw > 1 else np.zeros(expected.shape[:2])
+    ones = np.ones(len(units), np.int64)
+    accumulate(accumulator, units, units, ones, expected.mean(-1), spread, realised, dice_per_draw)
+    strata = pd.DataFrame(
+        {"group": np.repeat(groups, k), "state": np.tile(np.asarray(states), n_groups)}
+    )
+    for column, level in (covariates or {}).items():
+        strata[column] = level
+    strata["users"] = 1
+    table = pd.DataFrame({"stratum": units, "state": strata["state"], "users": ones})
+    settings = _settings(model, model.data, discount_rate, horizon, include_current, dice_per_draw)
+    return LTVResult.from_accumulator(accumulator, strata, table, None, factories.samples, settings)
+
+
+def new_user_multistate_ltv(
+    model,
+    rewards,
+    discount_rate,
+    horizon,
+    covariates,
+    users,
+    hdi_prob,
+    max_draws,
+    dice_per_draw,
+    random_seed,
+) -> LTVResult:
+    """Value of users acquired now, first state from the group's initial distribution."""
+    expected, realised, factories = state_values(
+        model,
+        rewards,
+        discount_rate,
+        horizon,
+        True,
+        covariates,
+        max_draws,
+        dice_per_draw,
+        random_seed,
+    )
+    data = model.data
+    groups = data.groups.labels
+    n_groups, n_samples = expected.shape[:2]
+    initial = model.idata["posterior"]["initial"].stack(sample=("chain", "draw"))
+    initial = initial.sel(sample=factories.samples).transpose("group", "sample", "state").values
+    start_value = np.einsum("gdms,gds->gdm", expected, initial)
+    rng = np.random.default_rng(None if random_seed is None else random_seed + 1)
+    cumulative = np.cumsum(initial, axis=-1)[:, :, None, :]
+    uniform = rng.random((*expected.shape[:3], 1))
+    start = np.minimum((uniform > cumulative).sum(-1), len(data.states) - 1)
+    sampled = np.take_along_axis(realised, start[..., None], axis=-1)[..., 0]
+    counts = np.ones(n_groups, np.int64)
+    if users is not None:
+        data.groups.codes(pd.Series(list(users)))  # unknown groups are an error
+        counts = np.array([int(users.get(g, 0)) for g in groups], np.int64)
+    units = np.arange(n_groups)
+    accumulator = ValueAccumulator(n_groups, n_groups, n_samples, hdi_prob, False)
+    spread = (
+        start_value.var(axis=-1, ddof=1) if dice_per_draw > 1 else np.zeros((n_groups, n_samples))
+    )
+    accumulate(
+        accumulator, units, units, counts, start_value.mean(-1), spread, sampled, dice_per_draw
+    )
+    strata = pd.DataFrame({"group": groups, "users": counts})
+    for column, level in (covariates or {}).items():
+        strata[column] = level
+    table = pd.DataFrame({"stratum": units, "users": counts})
+    settings = _settings(model, data, discount_rate, horizon, True, dice_per_draw)
+    return LTVResult.from_accumulator(accumulator, strata, table, None, factories.samples, settings)
+
+
+def value_of_move(
+    model,
+    origin,
+    target,
+    rewards,
+    discount_rate,
+    horizon,
+    include_current,
+    covariates,
+    hdi_prob,
+    max_draws,
+    dice_per_draw,
+    random_seed,
+) -> pd.DataFrame:
+    """V(target) − V(origin) per group with its epistemic uncertainty (see
+    :meth:`DirichletMarkov.value_of_move`)."""
+    states = list(model.data.states)
+    for name, state in (("origin", origin), ("target", target)):
+        if state not in states:
+            raise ValueError(f"{name} state {state!r} is not among the states {states}")
+    expected, _, _ = state_values(
+        model,
+        rewards,
+        discount_rate,
+        horizon,
+        include_current,
+        covariates,
+        max_draws,
+        dice_per_draw,
+        random_seed,
+    )
+    difference = expected[..., states.index(target)] - expected[..., states.index(origin)]
+    per_draw = difference.mean(axis=-1)  # groups × draws
+    noise = (difference.var(axis=-1, ddof=1).mean(-1) / dice_per_draw) if dice_per_draw > 1 else 0
+    sd = np.sqrt(np.maximum(per_draw.var(axis=-1) - noise, 0.0))
+    bounds = hdi_bounds(per_draw, hdi_prob)
+    return pd.DataFrame(
+        {
+            "origin": origin,
+            "target": target,
+            "mean": per_draw.mean(axis=-1),
+            "sd": sd,
+            "hdi_low": bounds[:, 0],
+            "hdi_high": bounds[:, 1],
+            "prob_positive": (per_draw > 0).mean(axis=-1),
+        },
+        index=pd.Index(model.data.groups.labels, name="group"),
+    )
