@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -103,21 +104,54 @@ def full_matrices(rows: np.ndarray, transient: np.ndarray, n_states: int) -> np.
 def lane_values(matrices: np.ndarray, start: np.ndarray, weights: np.ndarray, rng):
     r"""Expected value over paths and one sampled path's value, per lane.
 
-    ``weights[k, s]`` is :math:`\delta^k r_k(s)` (:math:`k = 0..H`).
+    ``matrices`` (lanes, K, K) are the lanes' own transition matrices, ``weights[k, s]`` is
+    :math:`\delta^k r_k(s)` (:math:`k = 0..H`). The expectation propagates the state
+    distribution :math:`p_{k} = p_{k-1} P`; the path draws each next state by inverse CDF.
     """
-    lanes, n_states = len(start), matrices.shape[-1]
-    index = np.arange(lanes)
-    occupancy = np.zeros((lanes, n_states))
-    occupancy[index, start] = 1.0
-    expected = weights[0, start].copy()
-    state = start.copy()
-    realised = weights[0, start].copy()
-    for k in range(1, len(weights)):
-        occupancy = np.einsum("ls,lst->lt", occupancy, matrices)
-        expected += occupancy @ weights[k]
-        cumulative = np.cumsum(matrices[index, state], axis=-1)
-        state = np.minimum((rng.random((lanes, 1)) > cumulative).sum(-1), n_states - 1)
-        realised += weights[k, state]
+    uniform = rng.random((len(start), len(weights)))
+    return _lane_values(
+        np.ascontiguousarray(matrices),
+        start.astype(np.int64),
+        np.ascontiguousarray(weights),
+        uniform,
+    )
+
+
+@numba.njit(cache=True, parallel=True)
+def _lane_values(matrices, start, weights, uniform):  # pragma: no cover - compiled
+    lanes, k = start.shape[0], matrices.shape[1]
+    horizon = weights.shape[0] - 1
+    expected = np.empty(lanes)
+    realised = np.empty(lanes)
+    for lane in numba.prange(lanes):
+        occupancy = np.zeros(k)
+        following = np.empty(k)
+        s = start[lane]
+        occupancy[s] = 1.0
+        value = weights[0, s]
+        path_value = weights[0, s]
+        for step in range(1, horizon + 1):
+            following[:] = 0.0
+            for i in range(k):
+                p = occupancy[i]
+                if p != 0.0:
+                    for j in range(k):
+                        following[j] += p * matrices[lane, i, j]
+            for j in range(k):
+                occupancy[j] = following[j]
+                value += following[j] * weights[step, j]
+            u = uniform[lane, step]
+            cumulative = 0.0
+            nxt = k - 1
+            for j in range(k):
+                cumulative += matrices[lane, s, j]
+                if u < cumulative:
+                    nxt = j
+                    break
+            s = nxt
+            path_value += weights[step, s]
+        expected[lane] = value
+        realised[lane] = path_value
     return expected, realised
 
 
