@@ -22,7 +22,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,11 @@ class StateSequences:
     user_patterns : numpy.ndarray
         (users × states) row of :attr:`patterns` holding each user's counts out of each
         origin state, −1 where the user never left that state.
+    history : pandas.DataFrame
+        The panel in compact form, sorted by user and period: ``user`` (position in
+        :attr:`users`), ``period`` (period number; dates count calendar months) and
+        ``state`` (code in :attr:`states`). Used by checks (occupancy, hold-out splits);
+        the likelihood only needs :attr:`patterns`.
     """
 
     states: pd.Index
@@ -86,6 +91,7 @@ class StateSequences:
     initial_counts: pd.DataFrame
     users: pd.DataFrame
     user_patterns: np.ndarray
+    history: pd.DataFrame = field(repr=False)
 
     # -- constructors -----------------------------------------------------------------
 
@@ -235,6 +241,10 @@ class StateSequences:
         initial = initial.reindex(columns=names, fill_value=0)
         initial.index = groups.labels
         initial.columns.name = "state"
+        first_of = np.cumsum(first_row) - 1  # each sorted row's user position
+        history = pd.DataFrame(
+            {"user": first_of.astype(np.int32), "period": p, "state": s.astype(np.int8)}
+        )
         return cls(
             names,
             absorbing,
@@ -246,6 +256,7 @@ class StateSequences:
             initial,
             users,
             user_patterns,
+            history,
         )
 
     @classmethod

@@ -24,7 +24,7 @@ Users sharing cell, current state and counts are valued once (a *unit*).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -85,6 +85,52 @@ class DiceFactories:
         gamma = rng.gamma(np.where(self.allowed, a + counts, 1.0))
         gamma = np.where(self.allowed, gamma, 0.0)
         return gamma / gamma.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class UserUnits:
+    """Users in transient states grouped by (cell, current state, transition counts).
+
+    Attributes
+    ----------
+    cell, state : numpy.ndarray
+        Each unit's cell and current state code.
+    counts : numpy.ndarray
+        Each unit's transition counts (units × states × states).
+    users : numpy.ndarray
+        Users per unit.
+    of_user : numpy.ndarray
+        Each user's unit, −1 for users in absorbing states.
+    """
+
+    cell: np.ndarray
+    state: np.ndarray
+    counts: np.ndarray
+    users: np.ndarray
+    of_user: np.ndarray
+
+    @classmethod
+    def from_sequences(cls, data: StateSequences) -> UserUnits:
+        states = data.states
+        users = data.users
+        state = states.get_indexer(users["last_state"])
+        cell = users["cell"].to_numpy()
+        active = ~np.isin(state, states.get_indexer(list(data.absorbing)))
+        keys = np.column_stack([cell, state, data.user_patterns])[active]
+        unique_keys, representative, unit_of_active = np.unique(
+            keys, axis=0, return_index=True, return_inverse=True
+        )
+        unit_of_active = unit_of_active.ravel()
+        of_user = np.full(len(users), -1)
+        of_user[active] = unit_of_active
+        counts = data.user_counts(users.index[np.flatnonzero(active)[representative]])
+        return cls(
+            unique_keys[:, 0],
+            unique_keys[:, 1],
+            counts,
+            np.bincount(unit_of_active, minlength=len(unique_keys)),
+            of_user,
+        )
 
 
 def _thin(n: int, max_draws: int | None) -> np.ndarray:
@@ -231,18 +277,11 @@ def multistate_ltv(
     states = data.states
     weights = discounted_state_rewards(rewards, states, discount_rate, horizon, include_current)
     factories = DiceFactories(model, data, max_draws)
+    grouped = UserUnits.from_sequences(data)
     users = data.users
-    state = states.get_indexer(users["last_state"])
-    cell = users["cell"].to_numpy()
-    active = ~np.isin(state, states.get_indexer(list(data.absorbing)))
-    keys = np.column_stack([cell, state, data.user_patterns])[active]
-    unique_keys, representative, unit_of_active = np.unique(
-        keys, axis=0, return_index=True, return_inverse=True
-    )
-    n_units = len(unique_keys)
-    unit_cell, unit_state = unique_keys[:, 0], unique_keys[:, 1]
-    unit_users = np.bincount(unit_of_active.ravel(), minlength=n_units)
-    unit_counts = data.user_counts(users.index[np.flatnonzero(active)[representative]])
+    n_units = len(grouped.cell)
+    unit_cell, unit_state, unit_users = grouped.cell, grouped.state, grouped.users
+    unit_counts = grouped.counts
     stratum = unit_cell * len(states) + unit_state
     accumulator = ValueAccumulator(
         n_units, len(data.cells) * len(states), len(factories.samples), hdi_prob, keep_draws
@@ -277,13 +316,11 @@ def multistate_ltv(
         {"stratum": stratum, "state": states[unit_state], "users": unit_users},
         index=pd.RangeIndex(n_units, name="unit"),
     )
-    unit_of_user = np.full(len(users), -1)
-    unit_of_user[active] = unit_of_active.ravel()
     user_table = pd.DataFrame(
         {
-            "group": data.groups.labels[data.cells[GROUP_CODE].to_numpy()[cell]],
+            "group": data.groups.labels[data.cells[GROUP_CODE].to_numpy()[users["cell"]]],
             "state": users["last_state"].to_numpy(),
-            "unit": unit_of_user,
+            "unit": grouped.of_user,
         },
         index=users.index,
     )
