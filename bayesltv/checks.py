@@ -522,9 +522,9 @@ def _check_survival(model, split, hdi_probs, max_draws, random_seed) -> HoldoutC
         > group_age.loc[table.index.get_level_values("group")].to_numpy()
     )
     table = table[held_out]
-    factories = SurvivalFactories(model, test, max_draws)
-    log_ratio = _aggregated_loglik(factories, test) - _aggregated_loglik(
-        SurvivalFactories(model, split.train, max_draws), split.train
+    # the density uses every posterior draw; max_draws only thins the simulation
+    log_ratio = _aggregated_loglik(SurvivalFactories(model, test), test) - _aggregated_loglik(
+        SurvivalFactories(model, split.train), split.train
     )
     log_density = float(special.logsumexp(log_ratio) - np.log(len(log_ratio)))
     return HoldoutCheck(table, _metrics(table, hdi_probs, log_density))
