@@ -4,13 +4,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from conftest import FADER_HARDIE
 from scipy import special
 from value_helpers import set_posterior
 
 import bayesltv as bl
 from bayesltv import checks
-
-from conftest import FADER_HARDIE
 
 
 @pytest.fixture(scope="module")
