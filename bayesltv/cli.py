@@ -1,12 +1,14 @@
 """The ``bayesltv`` command line.
 
 ``bayesltv example fader-hardie`` fits the embedded Fader & Hardie (2007) data on years
-1..7, prints the parameter summary, and projects survival and retention over years 8..12
-with posterior intervals, next to the held-out truth.
+1..7, prints the parameter summary, projects survival and retention over years 8..12
+with posterior intervals next to the held-out truth, and values the customers still
+active (expected and predictive lifetime value per segment and in total).
 
 ``bayesltv example streaming`` fits the multi-state model to the default simulated
-streaming panel, prints the population transition matrix and a new user's projected plan
-occupancy with intervals.
+streaming panel, prints the population transition matrix, a new user's projected plan
+occupancy with intervals, the users' lifetime value by current plan and the value of an
+upgrade from free to premium.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from bayesltv.data import StateSequences, SurvivalData
 from bayesltv.datasets import fader_hardie, simulate_streaming
 from bayesltv.models import BetaGeometric, DirichletMarkov
 from bayesltv.models.base import METHODS
+from bayesltv.value import LTVResult, per_period_rate
+
+#: Monthly prices of the streaming example's plans (free users bring a little ad revenue).
+STREAMING_PRICES = {"premium": 10.99, "duo": 14.99, "family": 17.99, "student": 5.99, "free": 0.3}
 
 
 def _interval_table(draws, hdi_prob: float, name: str) -> pd.DataFrame:
@@ -30,6 +36,13 @@ def _interval_table(draws, hdi_prob: float, name: str) -> pd.DataFrame:
     table = quantiles.to_series().unstack("quantile")
     table.columns = [f"{name}_low", f"{name}_median", f"{name}_high"]
     return table
+
+
+def _print_value(result: LTVResult, by: str, title: str) -> None:
+    """Print a value summary by ``by`` and in total, both layers with their intervals."""
+    table = pd.concat([result.summary(by=by), result.summary(by="total")])
+    print(f"\n{title}")
+    print(table.round(1).to_string())
 
 
 def example_fader_hardie(args: argparse.Namespace) -> int:
@@ -75,6 +88,22 @@ def example_fader_hardie(args: argparse.Namespace) -> int:
         )
         print(f"\nProjected retention r(t) = S(t)/S(t-1), with {percent}% equal-tailed intervals:")
         print(retention)
+
+        value = model.ltv(
+            data,
+            value=args.value,
+            discount_rate=args.discount,
+            horizon=None,
+            hdi_prob=args.interval,
+        )
+        _print_value(
+            value,
+            "group",
+            f"Residual lifetime value of the customers active at year {args.fit_through} "
+            f"({args.value:g} per year, {100 * args.discount:g}% yearly discount, infinite "
+            f"horizon), {percent}% HDIs; expected = factory uncertainty only, predictive = "
+            "also each customer's own lifetime:",
+        )
     return 0
 
 
@@ -114,6 +143,21 @@ def example_streaming(args: argparse.Namespace) -> int:
             f"{percent}% equal-tailed intervals:"
         )
         print(table)
+
+        monthly = per_period_rate(args.discount)
+        settings = dict(discount_rate=monthly, horizon=60, max_draws=200, random_seed=args.seed)
+        value = model.ltv(
+            data, STREAMING_PRICES, dice_per_draw=2, hdi_prob=args.interval, **settings
+        )
+        _print_value(
+            value,
+            "state",
+            f"Users' lifetime value over 60 months by current plan (prices {STREAMING_PRICES}, "
+            f"{100 * args.discount:g}% yearly discount), {percent}% HDIs:",
+        )
+        move = model.value_of_move("free", "premium", STREAMING_PRICES, **settings)
+        print("\nValue of moving a new user (baseline country) from free to premium now:")
+        print(move.round(2).to_string())
     return 0
 
 
@@ -129,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     fh.add_argument("--seed", type=int, default=2007)
     fh.add_argument("--fit-through", type=int, default=7, help="last year used for fitting")
     fh.add_argument("--interval", type=float, default=0.94, help="interval probability")
+    fh.add_argument("--value", type=float, default=1.0, help="payment per customer and year")
+    fh.add_argument("--discount", type=float, default=0.10, help="yearly discount rate")
     fh.set_defaults(run=example_fader_hardie)
     streaming = datasets.add_parser("streaming", help="simulated streaming-plan panel")
     streaming.add_argument("--method", choices=METHODS, default="advi")
@@ -137,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     streaming.add_argument("--seed", type=int, default=0)
     streaming.add_argument("--horizon", type=int, default=12, help="months to project")
     streaming.add_argument("--interval", type=float, default=0.94)
+    streaming.add_argument("--discount", type=float, default=0.10, help="yearly discount rate")
     streaming.set_defaults(run=example_streaming)
     return parser
 

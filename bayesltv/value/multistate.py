@@ -15,14 +15,17 @@ exactly); one path per sampled die gives the predictive layer.
 
 The expected layer's per-draw values carry Monte Carlo noise of variance
 :math:`s^2_d / M` (:math:`s^2_d`: variance of :math:`V(P)` over the own dice, :math:`M`
-dice per draw); the reported expected-layer sd subtracts it, while its HDI is that of the
-noisy per-draw averages (slightly wide for small :math:`M`).
+dice per draw). Its sd and HDI are computed after removing that noise
+(:func:`bayesltv.value.result.denoise`), for users and for totals (where a unit of
+:math:`w` identical users contributes :math:`w^2 s^2_d / M`); with small :math:`M` the
+correction itself is imprecise, so raise ``dice_per_draw`` when intervals matter.
 
 Users sharing cell, current state and counts are valued once (a *unit*).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -35,6 +38,7 @@ from bayesltv.data.sequences import StateSequences
 from bayesltv.value.result import (
     LTVResult,
     ValueAccumulator,
+    denoise,
     hdi_bounds,
 )
 from bayesltv.value.rewards import (
@@ -244,18 +248,20 @@ def accumulate(
     realised: np.ndarray,
     dice_per_draw: int,
 ) -> None:
-    """Add scored units: within-draw variance from the sampled paths, and the sd of the
-    expected layer corrected for the Monte Carlo noise of the dice average."""
-    within = realised.var(axis=-1, ddof=1) if dice_per_draw > 1 else None
+    """Add scored units: within-draw variance from the sampled paths, and the Monte Carlo
+    noise of the per-draw dice averages (variance over dice / dice per draw) to remove."""
     pooled = realised.reshape(len(units), -1)
-    if within is None:  # one die per draw: spread the pooled within-draw variance evenly
+    if dice_per_draw > 1:
+        within = realised.var(axis=-1, ddof=1)
+        noise = dice_spread.mean(axis=-1) / dice_per_draw
+    else:  # one die per draw: spread the pooled within-draw variance evenly, no correction
         within = np.repeat(
             np.maximum(pooled.var(axis=-1) - mean.var(axis=-1), 0.0)[:, None], mean.shape[1], 1
         )
-    accumulator.add(units, strata, users, mean, within, hdi_bounds(pooled, accumulator.hdi_prob))
-    noise = dice_spread.mean(axis=-1) / dice_per_draw
-    sd = np.sqrt(np.maximum(mean.var(axis=-1) - noise, 0.0))
-    accumulator.stats[units, 1] = sd
+        noise = 0.0
+    accumulator.add(
+        units, strata, users, mean, within, hdi_bounds(pooled, accumulator.hdi_prob), noise
+    )
 
 
 def multistate_ltv(
@@ -528,9 +534,17 @@ def value_of_move(
         random_seed,
     )
     difference = expected[..., states.index(target)] - expected[..., states.index(origin)]
-    per_draw = difference.mean(axis=-1)  # groups × draws
     noise = (difference.var(axis=-1, ddof=1).mean(-1) / dice_per_draw) if dice_per_draw > 1 else 0
-    sd = np.sqrt(np.maximum(per_draw.var(axis=-1) - noise, 0.0))
+    per_draw = denoise(difference.mean(axis=-1), noise)  # groups × draws
+    share = np.asarray(noise) / np.maximum(difference.mean(axis=-1).var(axis=-1), 1e-300)
+    if np.any(share > 0.5):
+        warnings.warn(
+            f"Monte Carlo noise is {float(np.max(share)):.0%} of the spread of the move's "
+            "value over posterior draws; its sd and HDI are corrected for it but imprecise: "
+            "raise dice_per_draw",
+            stacklevel=3,
+        )
+    sd = per_draw.std(axis=-1)
     bounds = hdi_bounds(per_draw, hdi_prob)
     return pd.DataFrame(
         {

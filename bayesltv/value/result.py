@@ -79,8 +79,31 @@ def sum_by(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(indicator @ values)
 
 
+def denoise(expected: np.ndarray, noise: np.ndarray | float = 0.0) -> np.ndarray:
+    r"""Per-draw values with Monte Carlo noise of variance ``noise`` (per row) removed.
+
+    When each draw's value is itself a Monte Carlo average (the multi-state model's own
+    dice), the spread over draws is :math:`\operatorname{Var}_{\text{epistemic}} +` noise.
+    The deviations from the mean are shrunk by
+    :math:`\sqrt{\max(\operatorname{Var} - \text{noise}, 0) / \operatorname{Var}}`, so that
+    their variance is the unbiased epistemic variance and HDIs reflect it, not the noise.
+    """
+    noise = np.broadcast_to(np.asarray(noise, dtype=float), expected.shape[:-1])
+    if not noise.any():
+        return expected
+    mean = expected.mean(axis=-1, keepdims=True)
+    spread = expected.var(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrink = np.sqrt(np.clip(1.0 - noise / spread, 0.0, 1.0))
+    shrink = np.where(spread > 0, shrink, 1.0)
+    return mean + (expected - mean) * shrink[..., None]
+
+
 def layer_stats(
-    expected: np.ndarray, within_variance: np.ndarray, predictive_hdi: np.ndarray, hdi_prob: float
+    expected: np.ndarray,
+    within_variance: np.ndarray,
+    predictive_hdi: np.ndarray,
+    hdi_prob: float,
 ) -> np.ndarray:
     """The 8 summary columns of units from their per-draw values (units × draws)."""
     mean = expected.mean(axis=-1)
@@ -108,6 +131,7 @@ class ValueAccumulator:
         self.stats = np.zeros((n_units, len(STAT_COLUMNS)))
         self.strata_expected = np.zeros((n_strata, n_samples))
         self.strata_variance = np.zeros((n_strata, n_samples))
+        self.strata_noise = np.zeros(n_strata)
         self.unit_draws = np.zeros((n_units, n_samples)) if keep_draws else None
 
     def add(
@@ -118,10 +142,16 @@ class ValueAccumulator:
         expected: np.ndarray,
         within_variance: np.ndarray,
         predictive_hdi: np.ndarray,
+        noise: np.ndarray | float = 0.0,
     ) -> None:
-        """Record a chunk: per-draw expected values and within-draw variances (units × draws)."""
-        self.stats[units] = layer_stats(expected, within_variance, predictive_hdi, self.hdi_prob)
+        """Record a chunk: per-draw expected values and within-draw variances (units × draws),
+        and the Monte Carlo noise variance of each unit's per-draw values (see
+        :func:`denoise`)."""
+        clean = denoise(expected, noise)
+        self.stats[units] = layer_stats(clean, within_variance, predictive_hdi, self.hdi_prob)
         n = len(self.strata_expected)
+        noise = np.broadcast_to(np.asarray(noise, dtype=float), len(units))
+        self.strata_noise += sum_by(strata, (weights**2 * noise)[:, None], n)[:, 0]
         self.strata_expected += sum_by(strata, weights[:, None] * expected, n)
         self.strata_variance += sum_by(strata, weights[:, None] * within_variance, n)
         if self.unit_draws is not None:
@@ -155,6 +185,7 @@ class LTVResult:
     users: pd.DataFrame | None
     strata_expected: np.ndarray = field(repr=False)
     strata_variance: np.ndarray = field(repr=False)
+    strata_noise: np.ndarray = field(repr=False)
     samples: pd.MultiIndex = field(repr=False)
     hdi_prob: float
     settings: dict
@@ -177,6 +208,7 @@ class LTVResult:
             users,
             accumulator.strata_expected,
             accumulator.strata_variance,
+            accumulator.strata_noise,
             samples,
             accumulator.hdi_prob,
             settings,
@@ -303,4 +335,8 @@ class LTVResult:
         return labels.get_indexer(index), labels
 
     def _aggregate(self, keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return sum_by(keys, self.strata_expected, n), sum_by(keys, self.strata_variance, n)
+        """Per-draw sums of users' expected values (Monte Carlo noise removed, see
+        :func:`denoise`) and of their within-draw predictive variances."""
+        noise = sum_by(keys, self.strata_noise[:, None], n)[:, 0]
+        expected = denoise(sum_by(keys, self.strata_expected, n), noise)
+        return expected, sum_by(keys, self.strata_variance, n)
