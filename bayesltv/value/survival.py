@@ -73,8 +73,11 @@ def residual_lifetime_value(alpha, beta, tenure, discount_rate: float) -> np.nda
 
     Multiply by a constant reward per period for the residual value of an active user.
 
-    >>> round(float(residual_lifetime_value(1.0, 1.0, 0, 0.1)), 6)  # uniform coin, d = 10%
-    2.531018
+    A uniform coin (α = β = 1) has :math:`S(k) = 1/(k+1)`, so the sum is
+    :math:`(-\log(1-\delta) - \delta)/\delta`; with :math:`d = 10\%`:
+
+    >>> round(float(residual_lifetime_value(1.0, 1.0, 0, 0.1)), 6)
+    1.637685
     """
     check_discount_rate(discount_rate)
     if discount_rate <= 0:
