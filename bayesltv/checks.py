@@ -597,7 +597,7 @@ def _check_sequences(model, split, hdi_probs, max_draws, random_seed) -> Holdout
         ),
     )
     table = table[table["users"] > 0]
-    log_density = float(model.log_predictive_density(test, chunk=100).sum())
+    log_density = float(model.log_predictive_density(test).sum())
     return HoldoutCheck(table, _metrics(table, hdi_probs, log_density))
 
 

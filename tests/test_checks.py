@@ -184,7 +184,7 @@ def test_sequence_holdout_check(streaming_fit, streaming_split):
     shares = table["observed"].groupby(level="period").sum()
     np.testing.assert_allclose(shares, 1.0)
     np.testing.assert_allclose(table["mean"].groupby(level="period").sum(), 1.0)
-    expected = streaming_fit.log_predictive_density(streaming_split.test, chunk=100).sum()
+    expected = streaming_fit.log_predictive_density(streaming_split.test).sum()
     np.testing.assert_allclose(check.metrics["log_predictive_density"], expected)
     assert 0 <= check.metrics["coverage_94"] <= 1
     assert check.metrics["mae"] < 0.1

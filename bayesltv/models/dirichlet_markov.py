@@ -443,7 +443,9 @@ class DirichletMarkov(BayesianModel):
             name="user_transition_posterior",
         )
 
-    def log_predictive_density(self, extended: StateSequences, chunk: int = 2000) -> pd.Series:
+    def log_predictive_density(
+        self, extended: StateSequences, chunk: int | None = None
+    ) -> pd.Series:
         r"""Log predictive density of each user's new transitions given their history.
 
         ``extended`` holds the same users observed for longer (the fitted history plus the
@@ -456,6 +458,12 @@ class DirichletMarkov(BayesianModel):
 
         (:math:`\prod_j m_{ij}^{n'_{ij}}` for the homogeneous chain), and the density is
         its posterior mean: log-mean-exp over the draws.
+
+        Parameters
+        ----------
+        chunk : int, optional
+            Users per block; by default as many as keep each temporary array (draws × users
+            × states²) near 64 MB.
 
         Returns
         -------
@@ -489,6 +497,8 @@ class DirichletMarkov(BayesianModel):
         cells = self.data.users["cell"].to_numpy()
         allowed = layout.allowed[layout.transient][None, None]
         result = np.zeros(len(users))
+        if chunk is None:
+            chunk = max(1, 2**26 // (8 * mean.shape[0] * mean.shape[2] * mean.shape[3]))
         for start in range(0, len(users), chunk):
             rows = slice(start, start + chunk)
             m = mean[:, cells[rows]]  # draws × users × transient × target
