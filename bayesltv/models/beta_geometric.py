@@ -44,8 +44,6 @@ from bayesltv.priors import (
     is_centered,
     linear_predictor,
 )
-from bayesltv.value.result import LTVResult
-from bayesltv.value.rewards import RewardSpec
 from bayesltv.value.survival import new_user_survival_ltv, survival_ltv
 
 
@@ -299,82 +297,7 @@ class BetaGeometric(BayesianModel):
             )
             return tree["posterior_predictive"]["churn_period"]
 
-    # -- value -------------------------------------------------------------------------
+    # -- value (see bayesltv.value.survival) ---------------------------------------------
 
-    def ltv(
-        self,
-        data: SurvivalData,
-        value: RewardSpec,
-        discount_rate: float = 0.0,
-        horizon: int | None = 60,
-        include_current: bool = False,
-        hdi_prob: float = 0.94,
-        keep_draws: bool = False,
-        max_draws: int | None = None,
-    ) -> LTVResult:
-        r"""Residual lifetime value of the users of ``data``, given their history.
-
-        An active user with tenure :math:`t` is worth
-        :math:`\sum_{k=1}^{H} \delta^k r_k B(\alpha, \beta+t+k)/B(\alpha, \beta+t)` per
-        posterior draw (expected layer); the predictive layer adds their own coin and
-        lifetime (exact, see :mod:`bayesltv.value.survival`). Churned users are worth 0.
-
-        Parameters
-        ----------
-        data : SurvivalData
-            Users to value (usually the fitted data); their groups must be the model's.
-        value : float, sequence or pandas.Series
-            Reward per period, or a schedule by periods ahead ``0..horizon`` (see
-            :func:`bayesltv.value.price_schedule`).
-        discount_rate : float
-            Per-period rate :math:`d`, :math:`\delta = 1/(1+d)` (see
-            :func:`bayesltv.value.per_period_rate`).
-        horizon : int or None
-            Periods ahead; ``None`` (or ``numpy.inf``) for an infinite horizon (constant
-            reward and positive rate; closed form via the hypergeometric function).
-        include_current : bool
-            Add the current period's reward :math:`r_0`.
-        hdi_prob : float
-            Probability mass of the highest-density intervals.
-        keep_draws : bool
-            Keep every unit's per-draw values for ``draws(by="user")`` (memory: units × draws).
-        max_draws : int, optional
-            Use at most this many posterior draws (evenly thinned).
-
-        Returns
-        -------
-        LTVResult
-            ``summary(by="user" | "cohort" | covariate | "total")``, ``draws()``.
-        """
-        return survival_ltv(
-            self,
-            data,
-            value,
-            discount_rate,
-            horizon,
-            include_current,
-            hdi_prob,
-            keep_draws,
-            max_draws,
-        )
-
-    def new_user_ltv(
-        self,
-        value: RewardSpec,
-        discount_rate: float = 0.0,
-        horizon: int | None = 60,
-        covariates: Mapping | None = None,
-        users: Mapping | None = None,
-        hdi_prob: float = 0.94,
-        max_draws: int | None = None,
-    ) -> LTVResult:
-        r"""Value of a user acquired now, per group: the first payment plus the residual value.
-
-        :math:`\sum_{k=0}^{H} \delta^k r_k S(k)` with :math:`S(k) = B(\alpha, \beta+k) /
-        B(\alpha, \beta)`. ``users`` (``{group: count}``, default one per group) values a
-        planned acquisition; ``covariates`` picks the factory (default: the baseline).
-        Read it with ``summary(by="group")``.
-        """
-        return new_user_survival_ltv(
-            self, value, discount_rate, horizon, covariates, users, hdi_prob, max_draws
-        )
+    ltv = survival_ltv
+    new_user_ltv = new_user_survival_ltv

@@ -60,7 +60,6 @@ from bayesltv.priors import (
     linear_predictor,
 )
 from bayesltv.value import multistate as multistate_value
-from bayesltv.value.result import LTVResult
 
 #: Group effects of the multi-state model are non-centred by default: with random-walk
 #: cohorts on the streaming tutorial data, centred η gave 37 divergences and R-hat 1.30
@@ -695,148 +694,12 @@ class DirichletMarkov(BayesianModel):
             }
         )
 
-    # -- value -------------------------------------------------------------------------
+    # -- value (see bayesltv.value.multistate) -------------------------------------------
 
-    def ltv(
-        self,
-        data: StateSequences,
-        rewards: Mapping | pd.DataFrame,
-        discount_rate: float = 0.0,
-        horizon: int = 60,
-        include_current: bool = False,
-        hdi_prob: float = 0.94,
-        keep_draws: bool = False,
-        max_draws: int | None = None,
-        dice_per_draw: int = 4,
-        random_seed: int | None = None,
-    ) -> LTVResult:
-        r"""Residual lifetime value of each user of ``data`` from their current state.
-
-        Per posterior draw, a user's own dice are drawn from
-        :math:`\mathrm{Dirichlet}(a_i + n_{u,i\cdot})` given their counts, the path is
-        integrated exactly (:math:`\sum_k \delta^k e_s P^k r_k`), and the expected layer
-        averages ``dice_per_draw`` dice; one sampled path per die gives the predictive
-        layer (see :mod:`bayesltv.value.multistate`). Users in absorbing states are worth 0.
-
-        Parameters
-        ----------
-        rewards : mapping or pandas.DataFrame
-            ``{state: reward per period or schedule by periods ahead}``; states left out
-            earn 0.
-        discount_rate, horizon, include_current, hdi_prob, keep_draws, max_draws
-            As for :meth:`BetaGeometric.ltv` (finite horizons only).
-        dice_per_draw : int
-            Own-dice samples per posterior draw and unit (cost grows with it).
-        random_seed : int, optional
-            Seed of the Monte Carlo.
-        """
-        return multistate_value.multistate_ltv(
-            self,
-            data,
-            rewards,
-            discount_rate,
-            horizon,
-            include_current,
-            hdi_prob,
-            keep_draws,
-            max_draws,
-            dice_per_draw,
-            random_seed,
-        )
-
-    def new_user_ltv(
-        self,
-        rewards: Mapping | pd.DataFrame,
-        discount_rate: float = 0.0,
-        horizon: int = 60,
-        covariates: Mapping | None = None,
-        users: Mapping | None = None,
-        hdi_prob: float = 0.94,
-        max_draws: int | None = None,
-        dice_per_draw: int = 16,
-        random_seed: int | None = None,
-    ) -> LTVResult:
-        r"""Value of a user acquired now per group: first state from the group's initial
-        distribution :math:`\pi_g`, first period's reward included. ``users``
-        (``{group: count}``) values a planned acquisition. Read with
-        ``summary(by="group")``."""
-        return multistate_value.new_user_multistate_ltv(
-            self,
-            rewards,
-            discount_rate,
-            horizon,
-            covariates,
-            users,
-            hdi_prob,
-            max_draws,
-            dice_per_draw,
-            random_seed,
-        )
-
-    def value_function(
-        self,
-        rewards: Mapping | pd.DataFrame,
-        discount_rate: float = 0.0,
-        horizon: int = 60,
-        include_current: bool = False,
-        covariates: Mapping | None = None,
-        hdi_prob: float = 0.94,
-        max_draws: int | None = None,
-        dice_per_draw: int = 16,
-        random_seed: int | None = None,
-    ) -> LTVResult:
-        r"""The value function :math:`V(s)` per group: a new user (no history) in state
-        :math:`s`, own dice from the factory. Read with ``summary(by=["group", "state"])``.
-        """
-        return multistate_value.value_function(
-            self,
-            rewards,
-            discount_rate,
-            horizon,
-            include_current,
-            covariates,
-            hdi_prob,
-            max_draws,
-            dice_per_draw,
-            random_seed,
-        )
-
-    def value_of_move(
-        self,
-        origin: str,
-        target: str,
-        rewards: Mapping | pd.DataFrame,
-        discount_rate: float = 0.0,
-        horizon: int = 60,
-        include_current: bool = True,
-        covariates: Mapping | None = None,
-        hdi_prob: float = 0.94,
-        max_draws: int | None = None,
-        dice_per_draw: int = 16,
-        random_seed: int | None = None,
-    ) -> pd.DataFrame:
-        r"""Value of moving a new user from ``origin`` to ``target`` now, per group:
-        :math:`V(\text{target}) - V(\text{origin})` per posterior draw (the same own dice
-        for both), with mean, sd, HDI and the probability that the move pays.
-
-        ``include_current`` counts this period's reward in both (the move takes effect
-        now). This is the "clicky vs sticky" number: a state that pays more now can be
-        worth less if users leave it faster.
-        """
-        return multistate_value.value_of_move(
-            self,
-            origin,
-            target,
-            rewards,
-            discount_rate,
-            horizon,
-            include_current,
-            covariates,
-            hdi_prob,
-            max_draws,
-            dice_per_draw,
-            random_seed,
-        )
+    ltv = multistate_value.multistate_ltv
+    new_user_ltv = multistate_value.new_user_multistate_ltv
+    value_function = multistate_value.value_function
+    value_of_move = multistate_value.value_of_move
 
 
 def _stack_draws(values: xr.DataArray) -> np.ndarray:

@@ -86,8 +86,9 @@ class DiceFactories:
         a = self.a[sample, cell]
         if not self.heterogeneous:
             return a  # the homogeneous chain: every user moves with the mean rows
-        gamma = rng.gamma(np.where(self.allowed, a + counts, 1.0))
-        gamma = np.where(self.allowed, gamma, 0.0)
+        # Dirichlet rows as normalised gammas, drawn for the allowed targets only
+        gamma = np.zeros(a.shape)
+        gamma[:, self.allowed] = rng.gamma((a + counts)[:, self.allowed])
         return gamma / gamma.sum(axis=-1, keepdims=True)
 
 
@@ -267,17 +268,38 @@ def accumulate(
 def multistate_ltv(
     model,
     data: StateSequences,
-    rewards,
-    discount_rate: float,
-    horizon: int,
-    include_current: bool,
-    hdi_prob: float,
-    keep_draws: bool,
-    max_draws: int | None,
-    dice_per_draw: int,
-    random_seed,
+    rewards: Mapping | pd.DataFrame,
+    discount_rate: float = 0.0,
+    horizon: int = 60,
+    include_current: bool = False,
+    hdi_prob: float = 0.94,
+    keep_draws: bool = False,
+    max_draws: int | None = None,
+    dice_per_draw: int = 4,
+    random_seed: int | None = None,
 ) -> LTVResult:
-    """Residual value of every user of ``data`` (see :meth:`DirichletMarkov.ltv`)."""
+    r"""Residual lifetime value of each user of ``data`` from their current state.
+
+    :meth:`DirichletMarkov.ltv <bayesltv.DirichletMarkov.ltv>`. Per posterior draw, a user's
+    own dice are drawn from :math:`\mathrm{Dirichlet}(a_i + n_{u,i\cdot})` given their
+    counts, the path is integrated exactly (:math:`\sum_k \delta^k e_s P^k r_k`), and the
+    expected layer averages ``dice_per_draw`` dice; one sampled path per die gives the
+    predictive layer (see the module docstring). Users in absorbing states are worth 0.
+
+    Parameters
+    ----------
+    data : StateSequences
+        Users to value (usually the fitted sequences; same states and mask).
+    rewards : mapping or pandas.DataFrame
+        ``{state: reward per period or schedule by periods ahead}``; states left out earn 0.
+    discount_rate, horizon, include_current, hdi_prob, keep_draws, max_draws
+        As for :func:`bayesltv.value.survival.survival_ltv` (finite horizons only).
+    dice_per_draw : int
+        Own-dice samples per posterior draw and unit; the cost is units × draws × dice
+        lanes of a few microseconds each.
+    random_seed : int, optional
+        Seed of the Monte Carlo.
+    """
     data = model.prepare(data)
     rng = np.random.default_rng(random_seed)
     states = data.states
@@ -403,18 +425,23 @@ def _settings(model, data, discount_rate, horizon, include_current, dice_per_dra
 
 def value_function(
     model,
-    rewards,
-    discount_rate,
-    horizon,
-    include_current,
-    covariates,
-    hdi_prob,
-    max_draws,
-    dice_per_draw,
-    random_seed,
+    rewards: Mapping | pd.DataFrame,
+    discount_rate: float = 0.0,
+    horizon: int = 60,
+    include_current: bool = False,
+    covariates: Mapping | None = None,
+    hdi_prob: float = 0.94,
+    max_draws: int | None = None,
+    dice_per_draw: int = 16,
+    random_seed: int | None = None,
 ) -> LTVResult:
-    """V(s) of a new user starting in each state, per group (see
-    :meth:`DirichletMarkov.value_function`)."""
+    r"""The value function :math:`V(s)` per group: a new user (no history) starting in
+    state :math:`s` with own dice from the factory (baseline or given ``covariates``).
+
+    :meth:`DirichletMarkov.value_function <bayesltv.DirichletMarkov.value_function>`;
+    arguments as for :func:`multistate_ltv`. Read it with ``summary(by="state")`` or
+    ``summary(by=["group", "state"])``.
+    """
     expected, realised, factories = state_values(
         model,
         rewards,
@@ -449,17 +476,23 @@ def value_function(
 
 def new_user_multistate_ltv(
     model,
-    rewards,
-    discount_rate,
-    horizon,
-    covariates,
-    users,
-    hdi_prob,
-    max_draws,
-    dice_per_draw,
-    random_seed,
+    rewards: Mapping | pd.DataFrame,
+    discount_rate: float = 0.0,
+    horizon: int = 60,
+    covariates: Mapping | None = None,
+    users: Mapping | None = None,
+    hdi_prob: float = 0.94,
+    max_draws: int | None = None,
+    dice_per_draw: int = 16,
+    random_seed: int | None = None,
 ) -> LTVResult:
-    """Value of users acquired now, first state from the group's initial distribution."""
+    r"""Value of a user acquired now per group: first state from the group's initial
+    distribution :math:`\pi_g`, first period's reward included.
+
+    :meth:`DirichletMarkov.new_user_ltv <bayesltv.DirichletMarkov.new_user_ltv>`. ``users``
+    (``{group: count}``, default one per group) values a planned acquisition. Read it with
+    ``summary(by="group")``.
+    """
     expected, realised, factories = state_values(
         model,
         rewards,
@@ -504,20 +537,27 @@ def new_user_multistate_ltv(
 
 def value_of_move(
     model,
-    origin,
-    target,
-    rewards,
-    discount_rate,
-    horizon,
-    include_current,
-    covariates,
-    hdi_prob,
-    max_draws,
-    dice_per_draw,
-    random_seed,
+    origin: str,
+    target: str,
+    rewards: Mapping | pd.DataFrame,
+    discount_rate: float = 0.0,
+    horizon: int = 60,
+    include_current: bool = True,
+    covariates: Mapping | None = None,
+    hdi_prob: float = 0.94,
+    max_draws: int | None = None,
+    dice_per_draw: int = 16,
+    random_seed: int | None = None,
 ) -> pd.DataFrame:
-    """V(target) − V(origin) per group with its epistemic uncertainty (see
-    :meth:`DirichletMarkov.value_of_move`)."""
+    r"""Value of moving a new user from ``origin`` to ``target`` now, per group.
+
+    :meth:`DirichletMarkov.value_of_move <bayesltv.DirichletMarkov.value_of_move>`:
+    :math:`V(\text{target}) - V(\text{origin})` per posterior draw (the same own dice for
+    both), with mean, sd, HDI and the probability that the move pays. ``include_current``
+    counts this period's reward in both (the move takes effect now). This is the "clicky vs
+    sticky" number: a state that pays more now can be worth less if users leave it faster.
+    Warns when the own-dice Monte Carlo noise dominates the spread over posterior draws.
+    """
     states = list(model.data.states)
     for name, state in (("origin", origin), ("target", target)):
         if state not in states:

@@ -194,14 +194,47 @@ def survival_ltv(
     model,
     data: SurvivalData,
     value: RewardSpec,
-    discount_rate: float,
-    horizon: int | None,
-    include_current: bool,
-    hdi_prob: float,
-    keep_draws: bool,
-    max_draws: int | None,
+    discount_rate: float = 0.0,
+    horizon: int | None = 60,
+    include_current: bool = False,
+    hdi_prob: float = 0.94,
+    keep_draws: bool = False,
+    max_draws: int | None = None,
 ) -> LTVResult:
-    """Residual value of every user of ``data`` (see :meth:`BetaGeometric.ltv`)."""
+    r"""Residual lifetime value of the users of ``data``, given their history.
+
+    :meth:`BetaGeometric.ltv <bayesltv.BetaGeometric.ltv>`. An active user with tenure
+    :math:`t` is worth :math:`\sum_{k=1}^{H} \delta^k r_k B(\alpha, \beta+t+k)/B(\alpha,
+    \beta+t)` per posterior draw (expected layer); the predictive layer adds their own coin
+    and lifetime (exact, see :mod:`bayesltv.value.survival`). Churned users are worth 0.
+
+    Parameters
+    ----------
+    data : SurvivalData
+        Users to value (usually the fitted data); their groups must be the model's.
+    value : float, sequence or pandas.Series
+        Reward per period, or a schedule by periods ahead ``0..horizon`` (see
+        :func:`bayesltv.value.price_schedule`).
+    discount_rate : float
+        Per-period rate :math:`d`, :math:`\delta = 1/(1+d)` (see
+        :func:`bayesltv.value.per_period_rate`).
+    horizon : int or None
+        Periods ahead; ``None`` (or ``numpy.inf``) for an infinite horizon (constant reward
+        and positive rate; closed form via the hypergeometric function).
+    include_current : bool
+        Add the current period's reward :math:`r_0`.
+    hdi_prob : float
+        Probability mass of the highest-density intervals.
+    keep_draws : bool
+        Keep every unit's per-draw values for ``draws(by="user")`` (memory: units × draws).
+    max_draws : int, optional
+        Use at most this many posterior draws (evenly thinned).
+
+    Returns
+    -------
+    LTVResult
+        ``summary(by="user" | "cohort" | covariate | "total")``, ``draws()``.
+    """
     data = model.prepare(data)
     weights, horizon, infinite = discounted_rewards(value, discount_rate, horizon, include_current)
     factories = SurvivalFactories(model, data, max_draws)
@@ -260,14 +293,21 @@ def survival_ltv(
 def new_user_survival_ltv(
     model,
     value: RewardSpec,
-    discount_rate: float,
-    horizon: int | None,
-    covariates: Mapping | None,
-    users: Mapping | None,
-    hdi_prob: float,
-    max_draws: int | None,
+    discount_rate: float = 0.0,
+    horizon: int | None = 60,
+    covariates: Mapping | None = None,
+    users: Mapping | None = None,
+    hdi_prob: float = 0.94,
+    max_draws: int | None = None,
 ) -> LTVResult:
-    """Value of users acquired now, per group (see :meth:`BetaGeometric.new_user_ltv`)."""
+    r"""Value of a user acquired now, per group: the first payment plus the residual value.
+
+    :meth:`BetaGeometric.new_user_ltv <bayesltv.BetaGeometric.new_user_ltv>`:
+    :math:`\sum_{k=0}^{H} \delta^k r_k S(k)` with :math:`S(k) = B(\alpha, \beta+k) /
+    B(\alpha, \beta)`. ``users`` (``{group: count}``, default one per group) values a
+    planned acquisition; ``covariates`` picks the factory (default: the baseline). Other
+    arguments as for :func:`survival_ltv`. Read it with ``summary(by="group")``.
+    """
     weights, horizon, infinite = discounted_rewards(value, discount_rate, horizon, True)
     alpha, beta = model.factory(covariates)
     samples = alpha.stack(sample=("chain", "draw"))
