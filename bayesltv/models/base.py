@@ -225,7 +225,8 @@ class BayesianModel(ABC):
             Index (``parameter``, then the variables' own dims such as ``group``; a level a
             variable lacks holds ""); columns ``mean``, ``sd``, ``hdi_low``, ``hdi_high``
             and, after NUTS, ``ess_bulk``, ``ess_tail`` and ``r_hat``. After MAP the mean
-            is the mode and the spread columns are NaN (no uncertainty).
+            is the mode and the spread columns are NaN (no uncertainty). Entries that are 0
+            in every draw (transitions the mask forbids) are left out.
         """
         posterior = self.idata["posterior"].to_dataset()[list(self.summary_vars)]
         hdi = az.hdi(posterior, prob=hdi_prob) if self._n_draws() > 1 else None
@@ -262,9 +263,14 @@ def _summarise(values, bounds, diagnostics: bool) -> pd.DataFrame:
     else:  # a single (MAP) draw has no spread to report
         frame["sd"] = frame["hdi_low"] = frame["hdi_high"] = np.nan
     if diagnostics:
-        frame["ess_bulk"] = az.ess(values, method="bulk").to_series()
-        frame["ess_tail"] = az.ess(values, method="tail").to_series()
-        frame["r_hat"] = az.rhat(values).to_series()
+        with np.errstate(divide="ignore", invalid="ignore"):  # structural zeros, dropped below
+            frame["ess_bulk"] = az.ess(values, method="bulk").to_series()
+            frame["ess_tail"] = az.ess(values, method="tail").to_series()
+            frame["r_hat"] = az.rhat(values).to_series()
+    if values.ndim > 2:
+        # entries that are exactly 0 in every draw are structural (disallowed transitions)
+        structural = (values == 0).all(("chain", "draw")).to_series()
+        frame = frame[~structural.reindex(frame.index).to_numpy()]
     return frame
 
 
