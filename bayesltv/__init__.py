@@ -1,6 +1,6 @@
 """bayesltv: Bayesian lifetime value of subscription users, on PyMC and ArviZ."""
 
-from bayesltv import datasets
+from bayesltv import checks, datasets, value
 from bayesltv.data import StateSequences, SurvivalData
 from bayesltv.distributions import ShiftedBetaGeometric
 from bayesltv.errors import ConvergenceWarning, DataValidationError
@@ -17,5 +17,7 @@ __all__ = [
     "ShiftedBetaGeometric",
     "StateSequences",
     "SurvivalData",
+    "checks",
     "datasets",
+    "value",
 ]

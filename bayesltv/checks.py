@@ -568,6 +568,13 @@ def _check_sequences(model, split, hdi_probs, max_draws, random_seed) -> Holdout
     absorbed = units.of_user < 0
     last_state = train.states.get_indexer(users["last_state"])
     state_at[absorbed] = last_state[absorbed][:, None]
+    # users absorbed after the split stay in their absorbing state to the end
+    test_users = test.users.iloc[position]
+    final = test.states.get_indexer(test_users["last_state"])
+    later = np.isin(final, test.states.get_indexer(list(test.absorbing))) & ~absorbed
+    after = np.arange(at + 1, end + 1)[None, :] > test_users["last_period"].to_numpy()[:, None]
+    fill = later[:, None] & after
+    state_at[fill] = np.broadcast_to(final[:, None], state_at.shape)[fill]
     observed_counts = np.zeros((steps, k))
     predicted = np.zeros((forecast.shape[1], steps, k))
     for step in range(steps):

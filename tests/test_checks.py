@@ -181,6 +181,8 @@ def test_sequence_split_keeps_rows_up_to_the_period(streaming, streaming_split):
 def test_sequence_holdout_check(streaming_fit, streaming_split):
     check = checks.holdout_check(streaming_fit, streaming_split, max_draws=100, random_seed=3)
     table = check.table
+    # every user present at the split is followed to the end (absorbed users stay deleted)
+    assert table["users"].nunique() == 1
     shares = table["observed"].groupby(level="period").sum()
     np.testing.assert_allclose(shares, 1.0)
     np.testing.assert_allclose(table["mean"].groupby(level="period").sum(), 1.0)

@@ -1,5 +1,7 @@
 """Lifetime value under the Dirichlet multi-state model: linear algebra, brute force, totals."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,8 +147,8 @@ def test_a_users_history_enters_through_conjugate_dice(heterogeneous, sequences,
     np.testing.assert_allclose(row["predictive_sd"], values.std(), rtol=0.05)
 
 
-def test_totals_add_users_and_states_within_draws(heterogeneous, sequences):
-    model = heterogeneous
+def test_totals_add_users_and_states_within_draws(sequences):
+    model = bl.DirichletMarkov().fit(sequences, method="map")  # its posterior is replaced
     draws = 12
     posterior = model.idata["posterior"]
     rng = np.random.default_rng(5)
@@ -184,6 +186,13 @@ def test_value_of_a_move_is_the_difference_of_state_values(heterogeneous):
     assert move["prob_positive"].iloc[0] == 1.0
     with pytest.raises(ValueError, match="not among the states"):
         heterogeneous.value_of_move("free", "platinum", REWARDS)
+
+
+def test_a_single_draw_has_no_noise_warning(heterogeneous):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        move = heterogeneous.value_of_move("free", "premium", REWARDS, RATE, random_seed=9)
+    assert move["sd"].iloc[0] == 0.0
 
 
 def test_new_user_value_averages_the_initial_distribution(heterogeneous):

@@ -141,6 +141,27 @@ def test_totals_add_users_within_each_draw(cohort_values, cohorts):
     np.testing.assert_allclose(draws["expected"].sum("group").values.ravel(), total, rtol=1e-12)
 
 
+def test_thinned_draws_keep_a_chain_by_draw_grid(cohort_values, cohorts):
+    model, full = cohort_values
+    _, data = cohorts
+    thinned = model.ltv(data, value=5.0, discount_rate=RATE, horizon=24, max_draws=10)
+    draws = thinned.draws(by="cohort")["expected"]
+    assert dict(draws.sizes) == {"group": 3, "chain": 2, "draw": 5}
+    np.testing.assert_array_equal(draws["draw"], [0, 4, 9, 14, 19])
+    np.testing.assert_allclose(
+        draws.sel(chain=1, draw=9).values,
+        full.draws(by="cohort")["expected"].sel(chain=1, draw=9).values,
+    )
+
+
+def test_unit_rows_carry_their_stratum(fh_map, fh_train):
+    units = fh_map.ltv(fh_train, value=1.0).summary(by="unit")
+    assert list(units["group"]) == ["regular", "high_end"]
+    assert list(units["tenure"]) == [7, 7]
+    assert list(units["users"]) == [FADER_HARDIE["regular"][7], FADER_HARDIE["high_end"][7]]
+    assert units.attrs["hdi_prob"] == 0.94
+
+
 def test_user_rows_follow_each_users_tenure(cohort_values, cohorts):
     users, _ = cohorts
     model, result = cohort_values

@@ -60,6 +60,7 @@ from bayesltv.priors import (
     linear_predictor,
 )
 from bayesltv.value import multistate as multistate_value
+from bayesltv.value.result import draw_indices
 
 #: Group effects of the multi-state model are non-centred by default: with random-walk
 #: cohorts on the streaming tutorial data, centred η gave 37 divergences and R-hat 1.30
@@ -568,7 +569,7 @@ class DirichletMarkov(BayesianModel):
         rng = np.random.default_rng(random_seed)
         matrix = self.transition_matrix(covariates)
         mean, kappa = self.factory(covariates)
-        thin = _thinning(matrix, max_draws)
+        thin = draw_indices(matrix, max_draws)
         matrix, mean, kappa = (v.isel(draw=thin) for v in (matrix, mean, kappa))
         p0 = self._start_distribution(start, thin)
         layout = self.layout()
@@ -706,11 +707,3 @@ def _stack_draws(values: xr.DataArray) -> np.ndarray:
     """(chain, draw, ...) → (chain·draw, ...) as a NumPy array."""
     stacked = values.stack(sample=("chain", "draw"))
     return np.moveaxis(stacked.values, -1, 0)
-
-
-def _thinning(values: xr.DataArray, max_draws: int | None) -> np.ndarray:
-    draws = values.sizes["draw"]
-    if max_draws is None or draws * values.sizes["chain"] <= max_draws:
-        return np.arange(draws)
-    per_chain = max(1, max_draws // values.sizes["chain"])
-    return np.unique(np.linspace(0, draws - 1, per_chain).astype(int))

@@ -39,6 +39,7 @@ from bayesltv.value.result import (
     LTVResult,
     ValueAccumulator,
     denoise,
+    draw_indices,
     hdi_bounds,
 )
 from bayesltv.value.rewards import (
@@ -70,12 +71,12 @@ class DiceFactories:
             label = data.groups.labels[int(cells[GROUP_CODE].iloc[cell])]
             group = int(fitted.groups.codes(pd.Series([label]))[0])
             mean, kappa = model.factory(covariates)
-            mean = mean.isel(group=group).stack(sample=("chain", "draw"))
-            kappa = kappa.isel(group=group).stack(sample=("chain", "draw"))
-            keep = _thin(mean.sizes["sample"], max_draws)
-            samples = mean.indexes["sample"][keep]
-            m = mean.transpose("sample", "origin", "target").values[keep]
-            k = kappa.transpose("sample", "origin").values[keep]
+            keep = draw_indices(mean, max_draws)
+            mean = mean.isel(group=group, draw=keep).stack(sample=("chain", "draw"))
+            kappa = kappa.isel(group=group, draw=keep).stack(sample=("chain", "draw"))
+            samples = mean.indexes["sample"]
+            m = mean.transpose("sample", "origin", "target").values
+            k = kappa.transpose("sample", "origin").values
             per_cell.append(m * k[..., None] if model.heterogeneous else m)
         self.samples = samples
         self.a = np.stack(per_cell, axis=1)
@@ -136,12 +137,6 @@ class UserUnits:
             np.bincount(unit_of_active, minlength=len(unique_keys)),
             of_user,
         )
-
-
-def _thin(n: int, max_draws: int | None) -> np.ndarray:
-    if max_draws is None or n <= max_draws:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_draws).astype(int))
 
 
 def full_matrices(rows: np.ndarray, transient: np.ndarray, n_states: int) -> np.ndarray:
@@ -431,8 +426,8 @@ def value_function(
     include_current: bool = False,
     covariates: Mapping | None = None,
     hdi_prob: float = 0.94,
-    max_draws: int | None = None,
-    dice_per_draw: int = 16,
+    max_draws: int | None = 250,
+    dice_per_draw: int = 128,
     random_seed: int | None = None,
 ) -> LTVResult:
     r"""The value function :math:`V(s)` per group: a new user (no history) starting in
@@ -440,7 +435,10 @@ def value_function(
 
     :meth:`DirichletMarkov.value_function <bayesltv.DirichletMarkov.value_function>`;
     arguments as for :func:`multistate_ltv`. Read it with ``summary(by="state")`` or
-    ``summary(by=["group", "state"])``.
+    ``summary(by=["group", "state"])``. There are few units here (groups × states), so the
+    defaults spend more Monte Carlo per draw (``dice_per_draw=128`` on ``max_draws=250``
+    draws): a value's spread over posterior draws is small next to the spread over users'
+    own dice, and must not drown in the latter's noise.
     """
     expected, realised, factories = state_values(
         model,
@@ -482,8 +480,8 @@ def new_user_multistate_ltv(
     covariates: Mapping | None = None,
     users: Mapping | None = None,
     hdi_prob: float = 0.94,
-    max_draws: int | None = None,
-    dice_per_draw: int = 16,
+    max_draws: int | None = 250,
+    dice_per_draw: int = 128,
     random_seed: int | None = None,
 ) -> LTVResult:
     r"""Value of a user acquired now per group: first state from the group's initial
@@ -545,8 +543,8 @@ def value_of_move(
     include_current: bool = True,
     covariates: Mapping | None = None,
     hdi_prob: float = 0.94,
-    max_draws: int | None = None,
-    dice_per_draw: int = 16,
+    max_draws: int | None = 250,
+    dice_per_draw: int = 128,
     random_seed: int | None = None,
 ) -> pd.DataFrame:
     r"""Value of moving a new user from ``origin`` to ``target`` now, per group.
@@ -577,7 +575,7 @@ def value_of_move(
     noise = (difference.var(axis=-1, ddof=1).mean(-1) / dice_per_draw) if dice_per_draw > 1 else 0
     per_draw = denoise(difference.mean(axis=-1), noise)  # groups × draws
     share = np.asarray(noise) / np.maximum(difference.mean(axis=-1).var(axis=-1), 1e-300)
-    if np.any(share > 0.5):
+    if per_draw.shape[-1] > 1 and np.any(share > 0.5):
         warnings.warn(
             f"Monte Carlo noise is {float(np.max(share)):.0%} of the spread of the move's "
             "value over posterior draws; its sd and HDI are corrected for it but imprecise: "

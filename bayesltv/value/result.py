@@ -35,6 +35,16 @@ STAT_COLUMNS = [f"{layer}_{stat}" for layer in LAYERS for stat in STATS]
 TOTAL_PREDICTIVE_DRAWS = 16
 
 
+def draw_indices(values: xr.DataArray | xr.Dataset, max_draws: int | None) -> np.ndarray:
+    """Evenly spaced draw positions, the same in every chain, keeping chains × draws at most
+    ``max_draws`` (all draws when ``None``)."""
+    draws, chains = values.sizes["draw"], values.sizes["chain"]
+    if max_draws is None or draws * chains <= max_draws:
+        return np.arange(draws)
+    per_chain = max(1, max_draws // chains)
+    return np.unique(np.linspace(0, draws - 1, per_chain).astype(int))
+
+
 def hdi_bounds(values: np.ndarray, hdi_prob: float) -> np.ndarray:
     """Highest-density interval along the last axis (ArviZ), shape (..., 2)."""
     if values.shape[-1] == 1:
@@ -230,17 +240,22 @@ class LTVResult:
         Parameters
         ----------
         by : str or list of str
-            ``"user"`` (one row per user), ``"total"`` (one row), or columns of
-            :attr:`strata`: ``"group"`` (alias ``"cohort"`` or the data's group column),
-            covariates, ``"state"``. Groups' values add their users within each draw.
+            ``"user"`` (one row per user), ``"unit"`` (one row per set of identical users,
+            with their stratum's columns: the per-user values of survivor tables), ``"total"``
+            (one row), or columns of :attr:`strata`: ``"group"`` (alias ``"cohort"`` or the
+            data's group column), covariates, ``"state"``. Groups' values add their users
+            within each draw.
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``users`` and ``{expected,predictive}_{mean,sd,hdi_low,hdi_high}``.
+            Columns ``users`` and ``{expected,predictive}_{mean,sd,hdi_low,hdi_high}``;
+            ``attrs["hdi_prob"]`` holds the intervals' probability.
         """
         if by == "user":
             return self._user_summary()
+        if by == "unit":
+            return self._unit_summary()
         keys, labels = self._grouping(by)
         unit_keys = keys[self.units["stratum"].to_numpy()]
         if len(self.units) == len(labels) and (self.units["users"] == 1).all():
@@ -250,6 +265,7 @@ class LTVResult:
                 self.units[STAT_COLUMNS].to_numpy()[order], columns=STAT_COLUMNS, index=labels
             )
             table.insert(0, "users", 1)
+            table.attrs["hdi_prob"] = self.hdi_prob
             return table
         expected, variance = self._aggregate(keys, len(labels))
         rng = np.random.default_rng(0)
@@ -263,6 +279,7 @@ class LTVResult:
         users = np.bincount(keys, weights=self.strata["users"].to_numpy(), minlength=len(labels))
         table = pd.DataFrame(stats, columns=STAT_COLUMNS, index=labels)
         table.insert(0, "users", users.astype(np.int64))
+        table.attrs["hdi_prob"] = self.hdi_prob
         return table
 
     def draws(self, by: str | Sequence[str] = "total") -> xr.Dataset:
@@ -271,7 +288,10 @@ class LTVResult:
         ``by="user"`` needs ``keep_draws=True`` when valuing (users × draws can be large);
         its ``predictive`` is absent (per-user predictive draws are not kept).
         """
-        coords = {"chain": self.samples.levels[0], "draw": self.samples.levels[1]}
+        coords = {
+            "chain": self.samples.unique(level=0).to_numpy(),
+            "draw": self.samples.unique(level=1).to_numpy(),
+        }
         shape = (len(coords["chain"]), len(coords["draw"]))
         if by == "user":
             if self.unit_draws is None or self.users is None:
@@ -314,7 +334,18 @@ class LTVResult:
         stats = np.vstack([self.units[STAT_COLUMNS].to_numpy(), np.zeros((1, len(STAT_COLUMNS)))])
         unit = self.users["unit"].to_numpy()
         table = self.users.drop(columns="unit")
-        return table.assign(**dict(zip(STAT_COLUMNS, stats[unit].T, strict=True)))
+        table = table.assign(**dict(zip(STAT_COLUMNS, stats[unit].T, strict=True)))
+        table.attrs["hdi_prob"] = self.hdi_prob
+        return table
+
+    def _unit_summary(self) -> pd.DataFrame:
+        keys = self.strata.drop(columns="users").iloc[self.units["stratum"].to_numpy()]
+        table = pd.concat(
+            [keys.set_index(self.units.index), self.units.drop(columns="stratum")], axis=1
+        )
+        table = table.loc[:, ~table.columns.duplicated()]
+        table.attrs["hdi_prob"] = self.hdi_prob
+        return table
 
     def _grouping(self, by) -> tuple[np.ndarray, pd.Index]:
         if isinstance(by, str) and by == "total":

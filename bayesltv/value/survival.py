@@ -37,7 +37,7 @@ from scipy import special
 
 from bayesltv.data.groups import GROUP_CODE
 from bayesltv.data.survival import SurvivalData
-from bayesltv.value.result import LTVResult, ValueAccumulator, discrete_hdi
+from bayesltv.value.result import LTVResult, ValueAccumulator, discrete_hdi, draw_indices
 from bayesltv.value.rewards import (
     RewardSpec,
     check_discount_rate,
@@ -162,10 +162,9 @@ class SurvivalFactories:
     """
 
     def __init__(self, model, data: SurvivalData, max_draws: int | None = None) -> None:
-        stacked = model.idata["posterior"].to_dataset().stack(sample=("chain", "draw"))
-        if max_draws is not None and stacked.sizes["sample"] > max_draws:
-            keep = np.unique(np.linspace(0, stacked.sizes["sample"] - 1, max_draws).astype(int))
-            stacked = stacked.isel(sample=keep)
+        posterior = model.idata["posterior"].to_dataset()
+        posterior = posterior.isel(draw=draw_indices(posterior, max_draws))
+        stacked = posterior.stack(sample=("chain", "draw"))
         self.samples = stacked.indexes["sample"]
         self.logit_mu = special.logit(stacked["mu"].transpose("sample", "group").values)
         self.log_kappa = np.log(stacked["kappa"].transpose("sample", "group").values)
@@ -310,13 +309,9 @@ def new_user_survival_ltv(
     """
     weights, horizon, infinite = discounted_rewards(value, discount_rate, horizon, True)
     alpha, beta = model.factory(covariates)
-    samples = alpha.stack(sample=("chain", "draw"))
-    if max_draws is not None and samples.sizes["sample"] > max_draws:
-        keep = np.unique(np.linspace(0, samples.sizes["sample"] - 1, max_draws).astype(int))
-    else:
-        keep = slice(None)
-    alpha = alpha.stack(sample=("chain", "draw")).isel(sample=keep)
-    beta = beta.stack(sample=("chain", "draw")).isel(sample=keep)
+    keep = draw_indices(alpha, max_draws)
+    alpha = alpha.isel(draw=keep).stack(sample=("chain", "draw"))
+    beta = beta.isel(draw=keep).stack(sample=("chain", "draw"))
     groups = model.data.groups.labels
     counts = np.ones(len(groups), np.int64)
     if users is not None:
