@@ -22,3 +22,12 @@ def fh_train() -> bl.SurvivalData:
     return bl.SurvivalData.from_survivors(
         table[table["period"] <= 7], survivors="survivors", period="period", group="segment"
     )
+
+
+@pytest.fixture(scope="session")
+def fh_full() -> bl.SurvivalData:
+    """Fader–Hardie years 0..12 (fit and hold-out years)."""
+    table = bl.datasets.fader_hardie()
+    return bl.SurvivalData.from_survivors(
+        table, survivors="survivors", period="period", group="segment"
+    )

@@ -13,14 +13,6 @@ from bayesltv import checks
 
 
 @pytest.fixture(scope="module")
-def fh_full():
-    table = bl.datasets.fader_hardie()
-    return bl.SurvivalData.from_survivors(
-        table, survivors="survivors", period="period", group="segment"
-    )
-
-
-@pytest.fixture(scope="module")
 def fh_split(fh_full):
     return checks.holdout_split(fh_full, at_period=7)
 

@@ -24,16 +24,8 @@ def close_figures():
 
 
 @pytest.fixture(scope="module")
-def fader_hardie():
-    table = bl.datasets.fader_hardie()
-    return bl.SurvivalData.from_survivors(
-        table, survivors="survivors", period="period", group="segment"
-    )
-
-
-@pytest.fixture(scope="module")
-def survival_split(fader_hardie):
-    return checks.holdout_split(fader_hardie, at_period=7)
+def survival_split(fh_full):
+    return checks.holdout_split(fh_full, at_period=7)
 
 
 @pytest.fixture(scope="module")
