@@ -382,15 +382,18 @@ def state_values(
         cells[column] = level
     factories = DiceFactories(model, _with_cells(data, cells), max_draws)
     n_samples, k = len(factories.samples), len(states)
-    group = np.repeat(np.arange(data.groups.size), n_samples * dice_per_draw)
-    sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), data.groups.size)
-    rows = factories.dice(group, sample, 0.0, rng)
-    matrices = full_matrices(rows, factories.transient, k)
-    lanes = len(group)
-    start = np.tile(np.arange(k), lanes)
-    expected, realised = lane_values(np.repeat(matrices, k, axis=0), start, weights, rng)
     shape = (data.groups.size, n_samples, dice_per_draw, k)
-    return expected.reshape(shape), realised.reshape(shape), factories
+    expected, realised = np.empty(shape), np.empty(shape)
+    sample = np.repeat(np.arange(n_samples), dice_per_draw)
+    lanes = len(sample)
+    start = np.tile(np.arange(k), lanes)
+    for group in range(data.groups.size):  # one group's lanes at a time bounds memory
+        rows = factories.dice(np.full(lanes, group), sample, 0.0, rng)
+        matrices = np.repeat(full_matrices(rows, factories.transient, k), k, axis=0)
+        values, paths = lane_values(matrices, start, weights, rng)
+        expected[group] = values.reshape(shape[1:])
+        realised[group] = paths.reshape(shape[1:])
+    return expected, realised, factories
 
 
 def _with_cells(data: StateSequences, cells: pd.DataFrame) -> StateSequences:
