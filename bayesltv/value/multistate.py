@@ -64,20 +64,23 @@ class DiceFactories:
         self.allowed = layout.allowed[layout.transient]
         cells = data.cells
         fitted = model.data
+        columns = list(data.encoding.columns)
+        labels = data.groups.labels[cells[GROUP_CODE].to_numpy()]
+        group_of_cell = fitted.groups.codes(pd.Series(labels))
+        per_covariates = {}  # factories of all groups, once per covariate combination
         per_cell = []
-        samples = None
         for cell in range(len(cells)):
-            covariates = {c: cells[c].iloc[cell] for c in data.encoding.columns}
-            label = data.groups.labels[int(cells[GROUP_CODE].iloc[cell])]
-            group = int(fitted.groups.codes(pd.Series([label]))[0])
-            mean, kappa = model.factory(covariates)
-            keep = draw_indices(mean, max_draws)
-            mean = mean.isel(group=group, draw=keep).stack(sample=("chain", "draw"))
-            kappa = kappa.isel(group=group, draw=keep).stack(sample=("chain", "draw"))
-            samples = mean.indexes["sample"]
-            m = mean.transpose("sample", "origin", "target").values
-            k = kappa.transpose("sample", "origin").values
-            per_cell.append(m * k[..., None] if model.heterogeneous else m)
+            key = tuple(cells[c].iloc[cell] for c in columns)
+            if key not in per_covariates:
+                mean, kappa = model.factory(dict(zip(columns, key, strict=True)))
+                keep = draw_indices(mean, max_draws)
+                mean = mean.isel(draw=keep).stack(sample=("chain", "draw"))
+                kappa = kappa.isel(draw=keep).stack(sample=("chain", "draw"))
+                m = mean.transpose("sample", "group", "origin", "target").values
+                k = kappa.transpose("sample", "group", "origin").values
+                per_covariates[key] = m * k[..., None] if model.heterogeneous else m
+                samples = mean.indexes["sample"]
+            per_cell.append(per_covariates[key][:, group_of_cell[cell]])
         self.samples = samples
         self.a = np.stack(per_cell, axis=1)
         self.heterogeneous = model.heterogeneous
