@@ -123,38 +123,39 @@ def _curves(at_risk, churned, cell_group, n_groups, curve):
     if curve == "retention":
         return retention
     if curve == "survival":
-        return np.cumprod(retention, axis=-1)
+        # periods before a group's first user at risk (late entry) count as retention 1:
+        # the curve is then survival since the first observed period
+        return np.nancumprod(retention, axis=-1)
     raise ValueError(f"curve is {curve!r}; rule: 'retention' or 'survival'")
 
 
 def _survival_table(model, data, curve, hdi_probs, max_draws, random_seed, observed_until):
+    """Observed and replicated Kaplan–Meier curves per group (churns simulated after
+    ``observed_until``, per cell)."""
     rng = np.random.default_rng(random_seed)
     factories = SurvivalFactories(model, data, max_draws)
     alpha, beta = factories(np.arange(data.n_cells))  # cells × draws
     counts = _dense_counts(data)
     at_risk, churned = simulate_life_tables(alpha.T, beta.T, counts, observed_until, rng)
+    # the observed life table: the same replay with every churn as observed
+    observed_risk, observed_churned = simulate_life_tables(
+        alpha.T[:1], beta.T[:1], counts, np.full(data.n_cells, data.max_period), rng
+    )
     cell_group = data.cells[GROUP_CODE].to_numpy()
     n_groups = data.groups.size
     predicted = _curves(at_risk, churned, cell_group, n_groups, curve)  # draws × groups × T
-    observed_risk = np.zeros((data.n_cells, counts["churned"].shape[1]))
-    alive = counts["entered"][:, 0].astype(float)
-    for t in range(1, observed_risk.shape[1]):
-        observed_risk[:, t] = alive
-        left = alive - counts["churned"][:, t]
-        alive = left - np.minimum(counts["censored"][:, t], left) + counts["entered"][:, t]
-    observed = _curves(observed_risk, counts["churned"], cell_group, n_groups, curve)
+    observed = _curves(observed_risk[0], observed_churned[0], cell_group, n_groups, curve)
     periods = np.arange(1, observed.shape[-1] + 1)
     columns = band_columns(np.moveaxis(predicted, 0, -1), hdi_probs)
     table = pd.DataFrame(
         {"observed": observed.ravel(), **{k: v.ravel() for k, v in columns.items()}},
         index=pd.MultiIndex.from_product([data.groups.labels, periods], names=["group", "period"]),
     )
-    has_users = observed_risk_by_group(observed_risk, cell_group, n_groups)[:, 1:].ravel() > 0
-    return table[has_users]
-
-
-def observed_risk_by_group(observed_risk, cell_group, n_groups) -> np.ndarray:
-    return np.stack([observed_risk[cell_group == g].sum(axis=0) for g in range(n_groups)])
+    table.attrs.update(curve=curve, hdi_probs=tuple(hdi_probs))
+    at_risk_groups = _curves(
+        observed_risk[0], observed_churned[0], cell_group, n_groups, "retention"
+    )
+    return table[np.isfinite(at_risk_groups).ravel()]
 
 
 def retention_ppc(
