@@ -219,3 +219,31 @@ def test_loo_needs_draws(fh_train):
     model = bl.BetaGeometric().fit(fh_train, method="map")
     with pytest.raises(ValueError, match="MAP"):
         checks.loo(model)
+
+
+def test_late_entry_groups_start_their_curve_at_their_first_period():
+    table = pd.DataFrame(
+        {
+            "segment": ["a"] * 5 + ["b"] * 3,
+            "period": [0, 1, 2, 3, 4, 2, 3, 4],
+            "survivors": [100, 70, 55, 48, 44, 80, 70, 64],
+        }
+    )
+    data = bl.SurvivalData.from_survivors(
+        table, survivors="survivors", period="period", group="segment"
+    )
+    model = bl.BetaGeometric().fit(data, method="map")
+    posterior = model.idata["posterior"]
+    set_posterior(  # 2,000 copies of the mode: the replicas' mean is the model's curve
+        model,
+        mu=np.repeat(posterior["mu"].values, 2000, axis=1),
+        kappa=np.repeat(posterior["kappa"].values, 2000, axis=1),
+    )
+    curves = checks.retention_ppc(model, curve="survival", max_draws=None, random_seed=0)
+    np.testing.assert_allclose(curves.loc["a", "observed"], [0.70, 0.55, 0.48, 0.44])
+    assert list(curves.loc["b"].index) == [3, 4]
+    np.testing.assert_allclose(curves.loc["b", "observed"], [70 / 80, 64 / 80])
+    # the model's conditional survival S(t | T > 2) for the late-entry group
+    exact = model.survival(horizon=2, tenure=2).sel(group="b").isel(chain=0, draw=0)
+    np.testing.assert_allclose(curves.loc["b", "mean"], exact.values[1:], atol=0.005)
+    assert curves.attrs["curve"] == "survival"
