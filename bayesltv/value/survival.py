@@ -57,15 +57,17 @@ def conditional_survival(alpha, beta, tenure, horizon: int) -> np.ndarray:
     r""":math:`S(t+k \mid T > t)` for :math:`k = 0, \dots, H+1` (last axis).
 
     ``alpha``, ``beta`` and ``tenure`` broadcast together; the result has their shape plus
-    one axis of length ``horizon + 2``.
+    one axis of length ``horizon + 2``. Computed as the product of one-period retentions
+    :math:`\prod_{j<k} (\beta+t+j)/(\alpha+\beta+t+j)`, equal to the ratio of Beta
+    functions and an order of magnitude cheaper than ``betaln``.
     """
     alpha, beta, tenure = np.broadcast_arrays(alpha, beta, tenure)
-    k = np.arange(horizon + 2)
-    log_s = (
-        special.betaln(alpha[..., None], (beta + tenure)[..., None] + k)
-        - special.betaln(alpha, beta + tenure)[..., None]
-    )
-    return np.exp(log_s)
+    j = np.arange(horizon + 1)
+    stay = (beta + tenure)[..., None] + j
+    retention = stay / (alpha[..., None] + stay)
+    survival = np.ones((*alpha.shape, horizon + 2))
+    np.cumprod(retention, axis=-1, out=survival[..., 1:])
+    return survival
 
 
 def residual_lifetime_value(alpha, beta, tenure, discount_rate: float) -> np.ndarray:
