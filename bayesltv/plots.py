@@ -99,6 +99,16 @@ def _require_levels(table: pd.DataFrame, levels: Sequence[str], what: str) -> No
         )
 
 
+def _pick(table: pd.DataFrame, level: str, chosen) -> list:
+    """The labels of index ``level`` to draw: all of them, or the chosen ones (checked)."""
+    available = list(table.index.get_level_values(level).unique())
+    chosen = available if chosen is None else list(chosen)
+    unknown = [label for label in chosen if label not in available]
+    if unknown:
+        raise ValueError(f"{level}s {unknown} are not in the table; it has {available}")
+    return chosen
+
+
 def _draw_bands(ax: Axes, x, frame: pd.DataFrame, levels, color, marker_color) -> None:
     """Nested HDI bands, the predictive mean as a line and the observed values as markers
     (filled with ``marker_color``, black edge)."""
@@ -432,11 +442,7 @@ def _group_curves(table, groups, axes, ylabel, xlabel, what, sharey=True):
     _require_levels(table, ["group", "period"], what)
     _require_columns(table, ["observed", "mean"], what)
     levels = _band_levels(table)
-    available = list(table.index.get_level_values("group").unique())
-    groups = available if groups is None else list(groups)
-    unknown = [g for g in groups if g not in available]
-    if unknown:
-        raise ValueError(f"groups {unknown} are not in the table; it has {available}")
+    groups = _pick(table, "group", groups)
     if isinstance(axes, Axes):  # all groups on one Axes, a colour each
         for n, group in enumerate(groups):
             frame = table.xs(group, level="group")
@@ -549,11 +555,8 @@ def plot_occupancy_fan(
     frame, time, title = _occupancy_layout(table, group)
     _require_columns(frame, ["observed", "mean"], "the occupancy table")
     levels = _band_levels(frame)
-    all_states = list(frame.index.get_level_values("state").unique())
-    states = all_states if states is None else list(states)
-    unknown = [s for s in states if s not in all_states]
-    if unknown:
-        raise ValueError(f"states {unknown} are not in the table; it has {all_states}")
+    all_states = _pick(frame, "state", None)  # colours follow the table's state order
+    states = _pick(frame, "state", states)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for state in states:
