@@ -87,7 +87,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from _memory import PeakMemory, peak_rss_self
-from multistate_scaling import cell
+from _report import markdown_table, worker_result
 from sbg_scaling import aggregate as sbg_aggregate
 from sbg_scaling import fit as sbg_fit
 from sbg_scaling import simulate as sbg_simulate
@@ -419,25 +419,10 @@ def run(family: str, n_users: int, draws: int, args: argparse.Namespace) -> dict
     ]
     start = time.perf_counter()
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    results = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if completed.returncode != 0 or not results:
-        raise RuntimeError(
-            f"{family} worker for {n_users:,} users failed (exit code {completed.returncode}):\n"
-            + completed.stdout
-        )
-    result = json.loads(results[-1][len(RESULT_PREFIX) :])
+    what = f"{family} worker for {n_users:,} users"
+    result = worker_result(completed.stdout.splitlines(), completed.returncode, RESULT_PREFIX, what)
     result["worker_s"] = time.perf_counter() - start
     return result
-
-
-def table(results: list[dict], columns) -> str:
-    header = "| " + " | ".join(name for name, _, _ in columns) + " |"
-    rule = "|" + "|".join("---:" for _ in columns) + "|"
-    rows = [
-        "| " + " | ".join(cell(result, key, fmt) for _, key, fmt in columns) + " |"
-        for result in results
-    ]
-    return "\n".join([header, rule, *rows])
 
 
 def memory_verdict(result: dict, draws: int) -> tuple[float, str]:
@@ -553,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = run(family, n_users, draws, args)
         results[family].append(result)
         columns = SBG_COLUMNS if family == "sbg" else MS_COLUMNS
-        row = table([result], columns).splitlines()[-1]
+        row = markdown_table([result], columns).splitlines()[-1]
         print(f"  {row}  ({result['worker_s']:.0f} s)", file=sys.stderr, flush=True)
     verdicts = []
     if results["sbg"]:
@@ -561,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"\n### sBG (BetaGeometric): NUTS {args.chains} chains × {args.draws} draws "
             f"({args.tune} tune), value {SBG_VALUE}\n"
         )
-        print(table(results["sbg"], SBG_COLUMNS))
+        print(markdown_table(results["sbg"], SBG_COLUMNS))
         verdicts.append(sbg_verdict(results["sbg"]))
     if results["multistate"]:
         threads = results["multistate"][0].get("threads", 1)
@@ -571,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"slow at 10⁶ users), dice/draw {args.dice_per_draw}, lane kernel on {threads} "
             "threads\n"
         )
-        print(table(results["multistate"], MS_COLUMNS))
+        print(markdown_table(results["multistate"], MS_COLUMNS))
         verdicts.append(multistate_verdict(results["multistate"]))
     print("\nVerdict: " + " ".join(verdicts))
     if args.json:

@@ -106,6 +106,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from _memory import PeakMemory, peak_rss_self
+from _report import markdown_table, parse_sizes, worker_result
 
 N_MONTHS = 24
 MERGED = {"student": "premium"}
@@ -150,17 +151,6 @@ COLUMNS = [
     ("NUTS peak PSS tree MiB", "nuts_peak_pss_tree_mib", "{:.0f}"),
     ("max load", "max_load", "{:.1f}"),
 ]
-
-
-def parse_sizes(text: str) -> list[int]:
-    """``"1e4,1e5,1e6"`` → ``[10000, 100000, 1000000]``."""
-    try:
-        sizes = [int(float(part)) for part in text.split(",") if part.strip()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from error
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"need sizes of at least 1 user: {text!r}")
-    return sizes
 
 
 def parse_nuts_sizes(text: str) -> list[int]:
@@ -407,38 +397,15 @@ def run_size(n_users: int, nuts: bool, args: argparse.Namespace) -> dict:
                 print(f"    {n_users:,} users: {name}", file=sys.stderr, flush=True)
             else:
                 output.append(line)
-    results = [line for line in output if line.startswith(RESULT_PREFIX)]
-    if worker_process.returncode != 0 or not results:
-        raise RuntimeError(
-            f"worker for {n_users:,} users failed (exit code {worker_process.returncode}):\n"
-            + "".join(output)
-        )
-    result = json.loads(results[-1][len(RESULT_PREFIX) :])
+    lines = [line.rstrip("\n") for line in output]
+    what = f"worker for {n_users:,} users"
+    result = worker_result(lines, worker_process.returncode, RESULT_PREFIX, what)
     result["advi_peak_pss_tree_mib"] = memory.peak.get("advi", 0) / MIB
     if nuts:
         result["nuts_peak_pss_tree_mib"] = memory.peak.get("nuts", 0) / MIB
     result["peak_pss_tree_mib"] = max(memory.peak.values()) / MIB
     result["max_load"] = max([*load, os.getloadavg()[0]])
     return result
-
-
-def cell(result: dict, key: str, fmt: str) -> str:
-    value = result.get(key)
-    if value is None:
-        return "—"
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return fmt.format(value)
-
-
-def table(results: list[dict]) -> str:
-    header = "| " + " | ".join(name for name, _, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    rows = [
-        "| " + " | ".join(cell(result, key, fmt) for _, key, fmt in COLUMNS) + " |"
-        for result in results
-    ]
-    return "\n".join([header, rule, *rows])
 
 
 def verdict(results: list[dict]) -> str:
@@ -515,9 +482,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         results.append(run_size(n_users, nuts, args))
         # each size's row as soon as it is done, so that an interrupted run keeps them
-        print("  " + table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        print(
+            "  " + markdown_table(results[-1:], COLUMNS).splitlines()[-1],
+            file=sys.stderr,
+            flush=True,
+        )
     print()
-    print(table(results))
+    print(markdown_table(results, COLUMNS))
     print()
     print(verdict(results))
     for result in results:

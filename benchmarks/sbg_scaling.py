@@ -67,6 +67,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from _memory import PeakMemory, peak_rss_self
+from _report import markdown_table, parse_sizes, worker_result
 
 N_COHORTS = 12
 ALPHA = np.linspace(0.8, 1.1, N_COHORTS)
@@ -104,20 +105,12 @@ COLUMNS = [
 ]
 
 
-def parse_sizes(text: str) -> list[int]:
-    """``"1e4,1e5,1e6"`` → ``[10000, 100000, 1000000]``."""
-    sizes = [int(float(part)) for part in text.split(",") if part.strip()]
-    if not sizes or min(sizes) < N_COHORTS:
-        raise argparse.ArgumentTypeError(f"need sizes of at least {N_COHORTS} users: {text!r}")
-    return sizes
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--users",
-        type=parse_sizes,
-        default=parse_sizes("1e4,1e5,1e6"),
+        type=lambda text: parse_sizes(text, N_COHORTS),
+        default=parse_sizes("1e4,1e5,1e6", N_COHORTS),
         help='comma-separated total numbers of users (default "1e4,1e5,1e6")',
     )
     parser.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain")
@@ -289,26 +282,12 @@ def run_size(n_users: int, args: argparse.Namespace) -> dict:
                 memory.enter(line[len(PHASE_PREFIX) :].strip())
             else:
                 output.append(line)
-    results = [line for line in output if line.startswith(RESULT_PREFIX)]
-    if worker_process.returncode != 0 or not results:
-        raise RuntimeError(
-            f"worker for {n_users:,} users failed (exit code {worker_process.returncode}):\n"
-            + "".join(output)
-        )
-    result = json.loads(results[-1][len(RESULT_PREFIX) :])
+    lines = [line.rstrip("\n") for line in output]
+    what = f"worker for {n_users:,} users"
+    result = worker_result(lines, worker_process.returncode, RESULT_PREFIX, what)
     result["fit_peak_pss_tree_mib"] = memory.peak.get("fit", 0) / MIB
     result["peak_pss_tree_mib"] = max(memory.peak.values()) / MIB
     return result
-
-
-def table(results: list[dict]) -> str:
-    header = "| " + " | ".join(name for name, _, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    rows = [
-        "| " + " | ".join(fmt.format(result[key]) for _, key, fmt in COLUMNS) + " |"
-        for result in results
-    ]
-    return "\n".join([header, rule, *rows])
 
 
 def verdict(results: list[dict]) -> str:
@@ -351,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"  running {n_users:,} users ...", file=sys.stderr, flush=True)
         results.append(run_size(n_users, args))
     print()
-    print(table(results))
+    print(markdown_table(results, COLUMNS))
     print()
     print(verdict(results))
     for result in results:
