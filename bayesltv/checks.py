@@ -33,7 +33,7 @@ from bayesltv.data.groups import GROUP_CODE, Groups
 from bayesltv.data.sequences import StateSequences, _period_numbers
 from bayesltv.data.survival import COUNT_COLUMNS, SurvivalData
 from bayesltv.distributions import sbg_logsf_numpy
-from bayesltv.value.multistate import DiceFactories, UserUnits, full_matrices
+from bayesltv.value.multistate import DiceFactories, UserUnits
 from bayesltv.value.result import hdi_bounds
 from bayesltv.value.survival import SurvivalFactories
 
@@ -302,14 +302,12 @@ def forecast_occupancy(
     per_chunk = max(1, 50_000 // (n_samples * dice_per_draw))
     for start in range(0, len(units.cell), per_chunk):
         chunk = np.arange(start, min(start + per_chunk, len(units.cell)))
-        lanes = len(chunk) * n_samples * dice_per_draw
-        unit = np.repeat(chunk, n_samples * dice_per_draw)
-        sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), len(chunk))
-        counts = units.counts[unit][:, factories.transient]
-        rows = factories.dice(units.cell[unit], sample, counts, rng)
-        matrices = full_matrices(rows, factories.transient, k)
+        lane_unit, matrices = factories.lane_matrices(
+            units.cell[chunk], units.counts[chunk], dice_per_draw, rng
+        )
+        lanes = len(lane_unit)
         occupancy = np.zeros((lanes, k))
-        occupancy[np.arange(lanes), units.state[unit]] = 1.0
+        occupancy[np.arange(lanes), units.state[chunk][lane_unit]] = 1.0
         path = np.empty((lanes, steps, k))
         for step in range(steps):
             occupancy = np.einsum("ls,lst->lt", occupancy, matrices)

@@ -85,6 +85,18 @@ class DiceFactories:
         self.a = np.stack(per_cell, axis=1)
         self.heterogeneous = model.heterogeneous
 
+    def lane_matrices(
+        self, cells: np.ndarray, counts: np.ndarray, dice_per_draw: int, rng
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Own transition matrices of units (cells and count matrices) for every posterior
+        draw and die: each lane's unit position and the matrices (lanes, K, K), unit-major,
+        then draw, then die."""
+        n_samples = len(self.samples)
+        unit = np.repeat(np.arange(len(cells)), n_samples * dice_per_draw)
+        sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), len(cells))
+        rows = self.dice(cells[unit], sample, counts[unit][:, self.transient], rng)
+        return unit, full_matrices(rows, self.transient, counts.shape[-1])
+
     def dice(self, cell: np.ndarray, sample: np.ndarray, counts, rng) -> np.ndarray:
         """One own-dice draw per lane: rows over transient origins (lanes, T, states)."""
         a = self.a[sample, cell]
@@ -224,13 +236,8 @@ def score_lanes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit and draw: mean over dice of the expected value, its variance over the dice,
     and the sampled paths' values (units, draws, dice)."""
-    n_samples = len(factories.samples)
-    n_states = weights.shape[1]
-    shape = (len(cells), n_samples, dice_per_draw)
-    unit = np.repeat(np.arange(len(cells)), n_samples * dice_per_draw)
-    sample = np.tile(np.repeat(np.arange(n_samples), dice_per_draw), len(cells))
-    rows = factories.dice(cells[unit], sample, counts[unit][:, factories.transient], rng)
-    matrices = full_matrices(rows, factories.transient, n_states)
+    shape = (len(cells), len(factories.samples), dice_per_draw)
+    unit, matrices = factories.lane_matrices(cells, counts, dice_per_draw, rng)
     expected, realised = lane_values(matrices, starts[unit], weights, rng)
     expected = expected.reshape(shape)
     spread = expected.var(axis=-1, ddof=1) if dice_per_draw > 1 else np.zeros(shape[:2])
@@ -387,13 +394,11 @@ def state_values(
     n_samples, k = len(factories.samples), len(states)
     shape = (data.groups.size, n_samples, dice_per_draw, k)
     expected, realised = np.empty(shape), np.empty(shape)
-    sample = np.repeat(np.arange(n_samples), dice_per_draw)
-    lanes = len(sample)
-    start = np.tile(np.arange(k), lanes)
+    start = np.tile(np.arange(k), n_samples * dice_per_draw)
+    no_history = np.zeros((1, k, k))
     for group in range(data.groups.size):  # one group's lanes at a time bounds memory
-        rows = factories.dice(np.full(lanes, group), sample, 0.0, rng)
-        matrices = np.repeat(full_matrices(rows, factories.transient, k), k, axis=0)
-        values, paths = lane_values(matrices, start, weights, rng)
+        _, matrices = factories.lane_matrices(np.array([group]), no_history, dice_per_draw, rng)
+        values, paths = lane_values(np.repeat(matrices, k, axis=0), start, weights, rng)
         expected[group] = values.reshape(shape[1:])
         realised[group] = paths.reshape(shape[1:])
     return expected, realised, factories
